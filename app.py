@@ -1,0 +1,116 @@
+"""Wiring only: which trigger runs which function in ``chalicelib``.
+
+Domain modules are imported inside each handler, not at the top: every Lambda
+of a Chalice app loads this same file, and the authorizer's cold start must not
+pay for pymongo, boto3 or the billing code it never uses.
+
+Resource names (queues, schedules) are read once here from the stage's
+environment (``JUCR_APP_NAME``, ``JUCR_STAGE``, ``OCM_SYNC_SCHEDULE``) because
+Chalice needs them at import; everything else is read lazily via settings.
+"""
+
+import os
+
+from chalice import Chalice
+
+app = Chalice(app_name="jucr")
+
+_STAGE = os.environ.get("JUCR_STAGE", "local")
+_PREFIX = f"{os.environ.get('JUCR_APP_NAME', 'jucr')}-{_STAGE}"
+_SYNC_SCHEDULE = os.environ.get("OCM_SYNC_SCHEDULE", "rate(6 hours)")
+_SWEEP_SCHEDULE = os.environ.get("OCM_FULL_SWEEP_SCHEDULE", "rate(1 day)")
+
+
+# --- AppSync: authorizer and resolvers -------------------------------------------------
+
+@app.lambda_function(name="authorizer")
+def authorizer(event, context):
+    from chalicelib.auth.entry import authorize
+
+    return authorize(event)
+
+
+@app.lambda_function(name="auth_resolver")
+def auth_resolver(event, context):
+    from chalicelib.auth.entry import resolve
+
+    return resolve(event, context)
+
+
+@app.lambda_function(name="billing_resolver")
+def billing_resolver(event, context):
+    from chalicelib.billing.entry import resolve
+
+    return resolve(event, context)
+
+
+@app.lambda_function(name="stations_resolver")
+def stations_resolver(event, context):
+    from chalicelib.ocm.entry import resolve
+
+    return resolve(event, context)
+
+
+# --- Queues --------------------------------------------------------------------------
+
+@app.on_sqs_message(queue=f"{_PREFIX}-billing", batch_size=10, name="billing_consumer")
+def billing_consumer(event):
+    from chalicelib.billing.entry import handle_sessions
+
+    return handle_sessions(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=f"{_PREFIX}-wallets", batch_size=10, name="wallet_opener")
+def wallet_opener(event):
+    from chalicelib.billing.entry import handle_registrations
+
+    return handle_registrations(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=f"{_PREFIX}-billing-dlq", batch_size=10, name="reconcile_billing_dlq")
+def reconcile_billing_dlq(event):
+    from chalicelib.dlq.entry import reconcile
+
+    return reconcile("billing-dlq", event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=f"{_PREFIX}-wallets-dlq", batch_size=10, name="reconcile_wallets_dlq")
+def reconcile_wallets_dlq(event):
+    from chalicelib.dlq.entry import reconcile
+
+    return reconcile("wallets-dlq", event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=f"{_PREFIX}-ocm-sync-dlq", batch_size=10, name="reconcile_ocm_sync_dlq")
+def reconcile_ocm_sync_dlq(event):
+    from chalicelib.dlq.entry import reconcile
+
+    return reconcile("ocm-sync-dlq", event.to_dict(), event.context)
+
+
+# --- Schedules -----------------------------------------------------------------------
+
+if _SYNC_SCHEDULE != "off":
+
+    @app.schedule(_SYNC_SCHEDULE, name="ocm_sync")
+    def ocm_sync(event):
+        from chalicelib.ocm.entry import scheduled_sync
+
+        return scheduled_sync(full=False, context=event.context)
+
+
+if _SWEEP_SCHEDULE != "off":
+
+    @app.schedule(_SWEEP_SCHEDULE, name="ocm_full_sweep")
+    def ocm_full_sweep(event):
+        from chalicelib.ocm.entry import scheduled_sync
+
+        return scheduled_sync(full=True, context=event.context)
+
+
+# --- Local stage only: the AppSync stand-in and the bus door ----------------------------
+
+if _STAGE == "local":
+    from chalicelib.localdev.routes import local_routes
+
+    app.register_blueprint(local_routes)

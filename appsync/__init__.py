@@ -1,0 +1,1 @@
+"""Deploy step: attaches AppSync, the bus, queues, alarms to what `chalice deploy` made."""

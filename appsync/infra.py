@@ -1,0 +1,174 @@
+"""Idempotent provisioning of the bus, queues (with redrive) and routing rules.
+
+Used by the deploy step (real AWS) and by the local stack (moto), so both get
+the same resources from the same code. Every ``ensure_*`` reports "created",
+"updated" or "unchanged"; a second run reports only "unchanged".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appsync.topology import QUEUES, QueueSpec, rule_name
+from chalicelib.config import Settings
+
+
+@dataclass
+class Changes:
+    """What a run did, one line per resource, printed by the deploy step."""
+
+    lines: list[tuple[str, str, str]] = field(default_factory=list)
+    echo: Callable[[str], None] | None = None
+
+    def record(self, action: str, kind: str, name: str) -> None:
+        self.lines.append((action, kind, name))
+        if self.echo:
+            self.echo(f"{action:9} {kind:22} {name}")
+
+    @property
+    def changed(self) -> bool:
+        return any(action != "unchanged" for action, _, _ in self.lines)
+
+
+class Infra:
+    """Provisioner bound to boto3 clients (``sqs``, ``events``) and settings."""
+
+    def __init__(self, clients: Callable[[str], Any], settings: Settings, changes: Changes | None = None) -> None:
+        self.client = clients
+        self.settings = settings
+        self.changes = changes or Changes()
+        self.account_id: str | None = None
+
+    # -- names -------------------------------------------------------------
+    def queue_name(self, short: str) -> str:
+        return self.settings.queue_name(short)
+
+    def queue_url(self, short: str) -> str:
+        return self.client("sqs").get_queue_url(QueueName=self.queue_name(short))["QueueUrl"]
+
+    def queue_arn(self, short: str) -> str:
+        attrs = self.client("sqs").get_queue_attributes(QueueUrl=self.queue_url(short), AttributeNames=["QueueArn"])
+        return attrs["Attributes"]["QueueArn"]
+
+    # -- bus ---------------------------------------------------------------
+    def ensure_bus(self) -> str:
+        events = self.client("events")
+        name = self.settings.event_bus_name
+        try:
+            arn = events.describe_event_bus(Name=name)["Arn"]
+            self.changes.record("unchanged", "event bus", name)
+        except events.exceptions.ResourceNotFoundException:
+            arn = events.create_event_bus(Name=name)["EventBusArn"]
+            self.changes.record("created", "event bus", name)
+        return arn
+
+    # -- queues ------------------------------------------------------------
+    def desired_queue_attributes(self, spec: QueueSpec) -> dict[str, str]:
+        attrs = {
+            "VisibilityTimeout": str(spec.visibility_timeout()),
+            "MessageRetentionPeriod": str(spec.retention()),
+        }
+        if spec.dlq:
+            attrs["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": self.queue_arn(spec.dlq), "maxReceiveCount": self.settings.max_receive_count},
+                separators=(",", ":"),
+            )
+        return attrs
+
+    def ensure_queue(self, spec: QueueSpec) -> str:
+        sqs = self.client("sqs")
+        name = self.queue_name(spec.short)
+        desired = self.desired_queue_attributes(spec)
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            url = sqs.create_queue(QueueName=name, Attributes=desired)["QueueUrl"]
+            self.changes.record("created", "queue", name)
+            return url
+        current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        diff = {k: v for k, v in desired.items() if _normalise(k, current.get(k)) != _normalise(k, v)}
+        if diff:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=diff)
+            self.changes.record("updated", "queue", f"{name} ({', '.join(sorted(diff))})")
+        else:
+            self.changes.record("unchanged", "queue", name)
+        return url
+
+    def ensure_queue_policy(self, spec: QueueSpec, rule_arn: str) -> None:
+        """Allow the bus rule (and only it) to send to the queue."""
+        sqs = self.client("sqs")
+        url = self.queue_url(spec.short)
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowBusRule",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": self.queue_arn(spec.short),
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        }
+        current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
+        if current.get("Policy") and json.loads(current["Policy"]) == policy:
+            self.changes.record("unchanged", "queue policy", self.queue_name(spec.short))
+            return
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        self.changes.record("created" if not current.get("Policy") else "updated", "queue policy",
+                            self.queue_name(spec.short))
+
+    # -- rules -------------------------------------------------------------
+    def ensure_queue_rule(self, spec: QueueSpec) -> str:
+        events = self.client("events")
+        name = rule_name(self.settings, spec)
+        bus = self.settings.event_bus_name
+        pattern = json.dumps({"detail-type": list(spec.detail_types)}, separators=(",", ":"))
+        try:
+            current = events.describe_rule(Name=name, EventBusName=bus)
+        except events.exceptions.ResourceNotFoundException:
+            current = None
+        if current is None or json.loads(current.get("EventPattern", "{}")) != json.loads(pattern):
+            arn = events.put_rule(Name=name, EventBusName=bus, EventPattern=pattern, State="ENABLED")["RuleArn"]
+            self.changes.record("created" if current is None else "updated", "rule", name)
+        else:
+            arn = current["Arn"]
+            self.changes.record("unchanged", "rule", name)
+        target = {"Id": f"{spec.short}-queue", "Arn": self.queue_arn(spec.short)}
+        if spec.dlq:
+            target["DeadLetterConfig"] = {"Arn": self.queue_arn(spec.dlq)}
+            target["RetryPolicy"] = {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}
+        existing = {t["Id"]: t for t in events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]}
+        have = existing.get(target["Id"])
+        if have and all(have.get(k) == v for k, v in target.items()):
+            self.changes.record("unchanged", "rule target", f"{name} -> {spec.short}")
+        else:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
+            self.changes.record("created" if not have else "updated", "rule target", f"{name} -> {spec.short}")
+        return arn
+
+    # -- all -----------------------------------------------------------------
+    def apply_messaging(self) -> Changes:
+        self.ensure_bus()
+        for spec in QUEUES:  # DLQs first (QUEUES lists them first), so redrive can name them
+            self.ensure_queue(spec)
+        for spec in QUEUES:
+            if spec.detail_types:
+                rule_arn = self.ensure_queue_rule(spec)
+                self.ensure_queue_policy(spec, rule_arn)
+        return self.changes
+
+
+def _normalise(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in ("RedrivePolicy", "Policy"):
+        data = json.loads(value)
+        if "maxReceiveCount" in data:
+            data["maxReceiveCount"] = int(data["maxReceiveCount"])
+        return data
+    return str(value)

@@ -1,0 +1,69 @@
+"""What the event backbone consists of, declared once.
+
+The local stack and the deploy step both read this: queue names, redrive,
+retention, visibility, which detail-types route to which queue, and which
+Chalice function consumes which queue. Change it here and both follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.config import Settings
+
+# Function timeouts (seconds) as set in .chalice/config.json; visibility must be >= 6x.
+FUNCTION_TIMEOUTS = {
+    "billing_consumer": 60,
+    "wallet_opener": 30,
+    "reconcile_billing_dlq": 60,
+    "reconcile_wallets_dlq": 60,
+    "reconcile_ocm_sync_dlq": 60,
+    "ocm_sync": 300,
+    "ocm_full_sweep": 900,
+}
+
+SOURCE_RETENTION_SECONDS = 4 * 24 * 3600
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    short: str
+    consumer: str | None
+    dlq: str | None = None
+    detail_types: tuple[str, ...] = ()
+    batch_size: int = 10
+
+    @property
+    def is_dlq(self) -> bool:
+        return self.short.endswith("-dlq")
+
+    def visibility_timeout(self) -> int:
+        if self.consumer is None:
+            return 30
+        return FUNCTION_TIMEOUTS[self.consumer] * 6
+
+    def retention(self) -> int:
+        return DLQ_RETENTION_SECONDS if self.is_dlq else SOURCE_RETENTION_SECONDS
+
+
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec("billing-dlq", consumer="reconcile_billing_dlq"),
+    QueueSpec("wallets-dlq", consumer="reconcile_wallets_dlq"),
+    QueueSpec("ocm-sync-dlq", consumer="reconcile_ocm_sync_dlq"),
+    QueueSpec("billing", consumer="billing_consumer", dlq="billing-dlq", detail_types=("SESSION_ENDED",)),
+    QueueSpec("wallets", consumer="wallet_opener", dlq="wallets-dlq", detail_types=("USER_REGISTERED",)),
+)
+
+QUEUE_SHORT_NAMES = tuple(q.short for q in QUEUES)
+
+
+def queue_spec(short: str) -> QueueSpec:
+    for spec in QUEUES:
+        if spec.short == short:
+            return spec
+    raise KeyError(f"unknown queue {short!r}; expected one of {', '.join(QUEUE_SHORT_NAMES)}")
+
+
+def rule_name(settings: Settings, queue: QueueSpec) -> str:
+    return f"{settings.app_name}-{settings.stage}-to-{queue.short}"

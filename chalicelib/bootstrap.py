@@ -1,0 +1,87 @@
+"""Composition root: the one place that picks concrete adapters.
+
+Handlers call these getters; logic receives what they return as arguments.
+Everything is built lazily on first use and cached per process (Lambda warm
+starts reuse it); nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from functools import cache, lru_cache
+from typing import Any
+
+from chalicelib.config import Settings, get_settings
+
+_lock = threading.Lock()
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+Clock = Callable[[], dt.datetime]
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@cache
+def aws_client(service: str) -> Any:
+    """A boto3 client; ``AWS_ENDPOINT_URL`` (moto locally) applies when set."""
+    import boto3
+    from botocore.config import Config
+
+    s = get_settings()
+    with _lock:
+        return boto3.client(
+            service,
+            region_name=s.aws_region,
+            endpoint_url=s.aws_endpoint_url or None,
+            config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30),
+        )
+
+
+def database():
+    from chalicelib.store import get_database
+
+    return get_database(get_settings())
+
+
+def publisher():
+
+    return _publisher_for(get_settings().event_bus_name)
+
+
+@lru_cache(maxsize=4)
+def _publisher_for(bus_name: str):
+    from chalicelib.events import EventBridgePublisher
+
+    return EventBridgePublisher(client=aws_client("events"), bus_name=bus_name, clock=utc_now)
+
+
+def all_index_specs() -> list:
+    """Every domain's index declarations, for ``ensure_indexes`` at deploy/start."""
+    specs: list = []
+    for module in ("chalicelib.auth.repository", "chalicelib.billing.repository", "chalicelib.ocm.repository",
+                   "chalicelib.dlq.repository"):
+        try:
+            mod = __import__(module, fromlist=["INDEXES"])
+        except ModuleNotFoundError:
+            continue
+        specs.extend(getattr(mod, "INDEXES", []))
+    return specs
+
+
+def reset() -> None:
+    """Drop cached clients and settings (tests, local stack restarts)."""
+    from chalicelib.config import reset_settings_cache
+    from chalicelib.store import reset_clients
+
+    aws_client.cache_clear()
+    _publisher_for.cache_clear()
+    reset_settings_cache()
+    reset_clients()

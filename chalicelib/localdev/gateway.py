@@ -1,0 +1,179 @@
+"""The AppSync stand-in: run ``appsync/schema.graphql`` with graphql-core, calling
+the same Lambda handlers through the same resolver map and authorizer.
+
+It builds AppSync's direct-Lambda resolver event (``arguments``, ``identity``
+with the authorizer's ``resolverContext``, ``info``) and its authorizer event
+(``authorizationToken``, ``requestContext``), so the handlers cannot tell the
+difference. Errors come back AppSync-style: ``{message, errorType, path}``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from graphql import GraphQLError, build_schema, execute, parse, validate
+from graphql.language import OperationDefinitionNode
+
+from chalicelib.contracts.errors import ApiError
+from chalicelib.localdev.lambda_context import LocalLambdaContext
+from chalicelib.observability.logs import logger
+
+APPSYNC_DIR = Path(__file__).resolve().parents[2] / "appsync"
+
+# AppSync's own scalars and directives, which a plain GraphQL parser does not know.
+APPSYNC_PRELUDE = """
+directive @aws_api_key on FIELD_DEFINITION | OBJECT
+directive @aws_iam on FIELD_DEFINITION | OBJECT
+directive @aws_lambda on FIELD_DEFINITION | OBJECT
+directive @aws_auth(cognito_groups: [String]) on FIELD_DEFINITION | OBJECT
+directive @aws_subscribe(mutations: [String]) on FIELD_DEFINITION
+scalar AWSDateTime
+scalar AWSJSON
+"""
+
+Invoker = Callable[[str, dict], Any]
+
+
+@lru_cache(maxsize=1)
+def load_schema():
+    return build_schema(APPSYNC_PRELUDE + (APPSYNC_DIR / "schema.graphql").read_text())
+
+
+@lru_cache(maxsize=1)
+def load_resolver_map() -> dict[str, Any]:
+    return json.loads((APPSYNC_DIR / "resolvers.json").read_text())
+
+
+def invoke_app_function(name: str, event: dict) -> Any:
+    """Call the Chalice function ``name`` from app.py as Lambda would."""
+    import app as chalice_app
+
+    handler = getattr(chalice_app, name)
+    return handler(event, LocalLambdaContext(function_name=name))
+
+
+def _error(message: str, error_type: str, path: list | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"message": message, "errorType": error_type}
+    if path:
+        out["path"] = path
+    return out
+
+
+class Gateway:
+    def __init__(self, invoke: Invoker = invoke_app_function) -> None:
+        self.invoke = invoke
+        self.schema = load_schema()
+        self.resolver_map = load_resolver_map()
+
+    def handle(self, body: Any, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """Execute one GraphQL request; returns (HTTP status, response body)."""
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return 400, {"errors": [_error("Request body must be a JSON object with a 'query' string.",
+                                           "BadRequest")]}
+        variables = body.get("variables") or {}
+        if not isinstance(variables, dict):
+            return 400, {"errors": [_error("'variables' must be a JSON object.", "BadRequest")]}
+        try:
+            document = parse(body["query"])
+        except GraphQLError as exc:
+            return 400, {"errors": [_error(exc.message, "MalformedHttpRequestException")]}
+        problems = validate(self.schema, document)
+        if problems:
+            return 400, {"errors": [_error(p.message, "ValidationError") for p in problems]}
+
+        fields = self._top_level_fields(document, body.get("operationName"))
+        identity: dict[str, Any] | None = None
+        denied: set[str] = set()
+        public = set(self.resolver_map["public_fields"])
+        iam = set(self.resolver_map["iam_fields"])
+        if any(f in iam for f in fields):
+            return 401, {"errors": [_error("This field is only callable with IAM credentials.", "Unauthorized")]}
+        if authorization:
+            verdict = self.invoke(self.resolver_map["authorizer"], {
+                "authorizationToken": authorization,
+                "requestContext": {
+                    "apiId": "local", "accountId": "123456789012", "requestId": str(uuid.uuid4()),
+                    "queryString": body["query"], "operationName": body.get("operationName"),
+                    "variables": variables,
+                },
+            })
+            if not verdict.get("isAuthorized"):
+                return 401, {"errors": [_error("You are not authorized to make this call.", "Unauthorized")]}
+            identity = {"resolverContext": verdict.get("resolverContext") or {}}
+            denied = set(verdict.get("deniedFields") or [])
+        elif not all(f in public for f in fields):
+            return 401, {"errors": [_error("Missing Authorization header: sign in and send the access token.",
+                                           "Unauthorized")]}
+
+        errors: list[dict[str, Any]] = []
+
+        def field_resolver(source, info, **args):
+            if info.path.prev is not None:  # nested field: plain property access
+                if isinstance(source, dict):
+                    return source.get(info.field_name)
+                return getattr(source, info.field_name, None)
+            key = f"{info.parent_type.name}.{info.field_name}"
+            if key in denied:
+                raise _Resolved(_error(f"Not authorized to access {key}.", "Unauthorized", [info.field_name]))
+            function = self.resolver_map["resolvers"].get(key)
+            if function is None or function == "NONE":
+                return args.get("input")
+            event = {
+                "arguments": args,
+                "identity": identity,
+                "source": None,
+                "request": {"headers": {"authorization": "***"} if authorization else {}},
+                "info": {"fieldName": info.field_name, "parentTypeName": info.parent_type.name,
+                         "variables": variables, "selectionSetList": []},
+                "prev": None,
+                "stash": {},
+            }
+            try:
+                return self.invoke(function, event)
+            except ApiError as exc:
+                raise _Resolved(_error(exc.message, exc.error_type, [info.field_name])) from None
+            except Exception as exc:  # never a stack trace to the client
+                logger.exception("resolver failed", extra={"field": key, "errorClass": type(exc).__name__})
+                raise _Resolved(_error("Internal error; see the server log.", "InternalError",
+                                       [info.field_name])) from None
+
+        result = execute(self.schema, document, variable_values=variables, field_resolver=field_resolver,
+                         operation_name=body.get("operationName"))
+        for err in result.errors or []:
+            original = err.original_error
+            if isinstance(original, _Resolved):
+                errors.append(original.payload)
+            else:
+                errors.append(_error(err.message, "ValidationError", list(err.path or [])))
+        response: dict[str, Any] = {"data": result.data}
+        if errors:
+            response["errors"] = errors
+        return 200, response
+
+    def _top_level_fields(self, document, operation_name: str | None) -> list[str]:
+        names = []
+        for definition in document.definitions:
+            if not isinstance(definition, OperationDefinitionNode):
+                continue
+            if operation_name and definition.name and definition.name.value != operation_name:
+                continue
+            root = {"query": "Query", "mutation": "Mutation", "subscription": "Subscription"}[
+                definition.operation.value]
+            for selection in definition.selection_set.selections:
+                name = getattr(selection, "name", None)
+                if name and not name.value.startswith("__"):
+                    names.append(f"{root}.{name.value}")
+        return names
+
+
+class _Resolved(Exception):
+    """Carries an AppSync-shaped error through graphql-core's executor."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload["message"])
+        self.payload = payload
