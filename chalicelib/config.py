@@ -121,6 +121,11 @@ class Settings:
     bcrypt_cost: int = _setting("BCRYPT_COST", "12", _int_range(4, 16))
     login_max_failures: int = _setting("LOGIN_MAX_FAILURES", "5", _int_range(1, 100))
     login_lock_seconds: int = _setting("LOGIN_LOCK_SECONDS", "900", _int_range(1, 86400))
+    # --- auth (issue 4): authorizer deny-list and cache cap, see chalicelib/auth/authorizer.py ---
+    # Comma-separated "userId" (refuse every token) or "userId:N" (refuse tokens with ver < N).
+    jwt_revoked_users: str = _setting("JWT_REVOKED_USERS", "")
+    # Upper bound for the authorizer's ttlOverride (AppSync caches a verdict at most this long).
+    jwt_authorizer_cache_seconds: int = _setting("JWT_AUTHORIZER_CACHE_SECONDS", "300", _int_range(0, 3600))
 
     currency: str = _setting("BILLING_CURRENCY", "EUR", _currency)
     wallet_opening_balance: Decimal = _setting("WALLET_OPENING_BALANCE", "0", _decimal)
