@@ -79,7 +79,9 @@ class UtcDateTime(fields.DateTime):
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
             return None
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        if isinstance(value, str):  # already ISO text (e.g. copied from an incoming event)
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return iso_utc(value)
 
 
 def iso_utc(value: dt.datetime) -> str:

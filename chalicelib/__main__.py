@@ -1,0 +1,71 @@
+"""Operator CLI: ``python -m chalicelib <command> ...``; every command prints JSON.
+
+Run from the checkout while ``make run`` is up, it uses that stack (endpoints
+from ``.local/devstack.json``) unless the environment says otherwise; pointed
+at real AWS (``AWS_PROFILE``, no ``AWS_ENDPOINT_URL``) it runs the same code the
+Lambdas run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from chalicelib.config import ConfigError, load_settings
+
+STATE_FILE = Path(__file__).resolve().parents[1] / ".local" / "devstack.json"
+COMMAND_MODULES = ("chalicelib.ocm.cli", "chalicelib.dlq.cli")
+
+
+def _use_running_local_stack() -> None:
+    """Fill unset variables from the running local stack, if there is one."""
+    if os.environ.get("JUCR_NO_LOCAL_STACK") or not STATE_FILE.exists():
+        return
+    state = json.loads(STATE_FILE.read_text())
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return
+    for key, value in state.get("env", {}).items():
+        os.environ.setdefault(key, value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib", description="JUCR operator commands.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    settings_cmd = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
+    settings_cmd.set_defaults(func=_print_settings)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def _print_settings(args: argparse.Namespace) -> int:
+    print(json.dumps(load_settings().redacted(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    _use_running_local_stack()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        load_settings()
+    except ConfigError as exc:
+        print(json.dumps({"error": "ConfigError", "message": str(exc)}), file=sys.stderr)
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Deliver SQS messages to the Chalice handlers the way the Lambda poller does.
+
+Batches of up to ``batch_size`` records in Lambda's SQS event shape; the
+handler's ``batchItemFailures`` are honoured (only successes are deleted); a
+handler that raises fails the whole batch, which becomes visible again after a
+back-off by receive count; SQS itself moves a message to its DLQ after
+``maxReceiveCount`` receives (moto implements the redrive policy).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Callable
+
+from appsync.topology import FUNCTION_TIMEOUTS, QueueSpec
+from chalicelib.localdev.lambda_context import LocalLambdaContext
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One SQS message as Lambda hands it to a function."""
+    attributes = {
+        "ApproximateReceiveCount": "1",
+        "SentTimestamp": str(int(time.time() * 1000)),
+        "SenderId": "local",
+        "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+    }
+    attributes.update(message.get("Attributes", {}))
+    message_attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value.get("DataType", "String"),
+        }
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class QueuePump(threading.Thread):
+    def __init__(self, sqs: Any, spec: QueueSpec, queue_url: str, queue_arn: str, handler: Callable,
+                 emit: Emit, region: str, backoff_base: float = 1.0, backoff_cap: float = 30.0) -> None:
+        super().__init__(name=f"pump-{spec.short}", daemon=True)
+        self.sqs, self.spec, self.url, self.arn = sqs, spec, queue_url, queue_arn
+        self.handler, self.emit, self.region = handler, emit, region
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # keep pumping; the stack must survive a hiccup
+                self.emit({"pump": self.spec.short, "outcome": "poll-error", "error": type(exc).__name__})
+                self.stopping.wait(1.0)
+
+    def poll_once(self) -> int:
+        response = self.sqs.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=self.spec.batch_size, WaitTimeSeconds=1,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [lambda_record(m, self.arn, self.region) for m in messages]}
+        context = LocalLambdaContext(function_name=self.spec.consumer or "",
+                                     timeout_seconds=FUNCTION_TIMEOUTS.get(self.spec.consumer or "", 60))
+        try:
+            result = self.handler(event, context) or {}
+            failed_ids = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            crashed = None
+        except Exception as exc:  # a crash fails the whole batch, as in Lambda
+            failed_ids = {m["MessageId"] for m in messages}
+            crashed = type(exc).__name__
+        done = [m for m in messages if m["MessageId"] not in failed_ids]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        for message in messages:
+            receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            failed = message["MessageId"] in failed_ids
+            if failed and crashed:
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** (receives - 1))
+                self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"],
+                                                   VisibilityTimeout=int(delay))
+            self.emit({
+                "pump": self.spec.short, "function": self.spec.consumer, "messageId": message["MessageId"],
+                "detailType": _detail_type(message["Body"]), "receiveCount": receives,
+                "outcome": "retry" if failed else "ok", **({"crash": crashed} if crashed and failed else {}),
+            })
+        return len(messages)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def _detail_type(body: str) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get("detail-type") if isinstance(data, dict) else None

@@ -1,0 +1,271 @@
+"""Start the whole local stack, print where everything is, stop it all on Ctrl-C.
+
+Processes: FerretDB (unless ``MONGODB_URI`` is set), ``moto_server`` and
+``chalice local --stage local``. Threads in this process: the OCM stand-in
+(unless ``OCM_API_URL``/``OCM_API_KEY`` point at the real API), one event pump
+per queue and the schedule. Variables set by the caller win over the defaults
+below; the resolved endpoints are written to ``.local/devstack.json`` so the
+operator CLI run from the checkout finds this stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STATE_FILE = PROJECT_ROOT / ".local" / "devstack.json"
+
+# Defaults for the local stage; anything already in the environment wins.
+LOCAL_DEFAULTS = {
+    "JUCR_STAGE": "local",
+    "JUCR_APP_NAME": "jucr",
+    "EVENT_BUS_NAME": "jucr-local",
+    "AWS_DEFAULT_REGION": "eu-central-1",
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "MONGODB_DB": "jucr",
+    "WALLET_OPENING_BALANCE": "50.00",
+    "BCRYPT_COST": "4",
+    "SQS_BACKOFF_BASE_SECONDS": "1",
+    "LOCAL_OCM_SYNC_INTERVAL": "300",
+    "POWERTOOLS_METRICS_NAMESPACE": "JUCR",
+}
+
+
+def _emit(record: dict[str, Any]) -> None:
+    print(json.dumps({"ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **record}),
+          flush=True)
+
+
+def _say(message: str) -> None:
+    print(f"[devstack] {message}", flush=True)
+
+
+def _wait_http(url: str, timeout: float, method: str = "GET", body: bytes | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2):  # noqa: S310 - loopback only
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout}s") from None
+            time.sleep(0.2)
+
+
+class Stack:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir = Path(args.data_dir).resolve()
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.mongo = None
+        self.pumps: list = []
+        self.stop_event = threading.Event()
+        self.standin = None
+
+    # -- processes ---------------------------------------------------------
+    def start_mongo(self) -> str:
+        if os.environ.get("MONGODB_URI"):
+            _say("MongoDB: using MONGODB_URI from the environment")
+            return os.environ["MONGODB_URI"]
+        from chalicelib.store.embedded import EmbeddedMongo
+
+        self.mongo = EmbeddedMongo(self.data_dir / "ferretdb", port=self.args.mongo_port,
+                                   log_file=self.data_dir / "ferretdb.log").start()
+        _say(f"MongoDB (FerretDB, SQLite in {self.data_dir / 'ferretdb'}): {self.mongo.uri}")
+        return self.mongo.uri
+
+    def start_moto(self) -> str:
+        url = f"http://127.0.0.1:{self.args.moto_port}"
+        log = open(self.data_dir / "moto.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                 str(self.args.moto_port)], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.children.append(("moto_server", proc))
+        _wait_http(f"{url}/moto-api/", 30)
+        _say(f"AWS stand-in (moto_server): {url}")
+        return url
+
+    def start_standin(self) -> None:
+        if os.environ.get("OCM_API_KEY") or os.environ.get("OCM_API_URL"):
+            _say(f"OpenChargeMap: {os.environ.get('OCM_API_URL', 'https://api.openchargemap.io/v3')} "
+                 "(from the environment)")
+            return
+        try:
+            from devstack.ocm_standin import start_standin
+        except ImportError:
+            _say("OpenChargeMap stand-in not available; OCM sync will call the public API")
+            return
+        self.standin, _ = start_standin("127.0.0.1", self.args.ocm_port)
+        os.environ["OCM_API_URL"] = f"http://127.0.0.1:{self.args.ocm_port}/v3"
+        _say(f"OpenChargeMap stand-in (recorded fixture): {os.environ['OCM_API_URL']}")
+
+    def start_chalice(self) -> str:
+        chalice = Path(sys.executable).with_name("chalice")
+        proc = subprocess.Popen([str(chalice), "local", "--stage", "local", "--host", "127.0.0.1", "--port",
+                                 str(self.args.http_port), "--no-autoreload"], cwd=PROJECT_ROOT,
+                                start_new_session=True)
+        self.children.append(("chalice local", proc))
+        url = f"http://127.0.0.1:{self.args.http_port}"
+        _wait_http(f"{url}/graphql", 60, "POST", b'{"query":"{ __typename }"}')
+        return url
+
+    # -- wiring --------------------------------------------------------------
+    def provision(self) -> None:
+        from appsync.infra import Changes, Infra
+        from chalicelib import bootstrap
+        from chalicelib.store import ensure_indexes
+
+        bootstrap.reset()
+        settings = bootstrap.settings()
+        changes = Changes(echo=lambda line: _say(f"  {line}"))
+        _say("provisioning bus, queues and rules into moto (same code as the deploy step):")
+        infra = Infra(bootstrap.aws_client, settings, changes)
+        infra.apply_messaging()
+        try:
+            from appsync.alarms import ensure_alarms
+        except ImportError:
+            ensure_alarms = None
+        if ensure_alarms:
+            ensure_alarms(bootstrap.aws_client, settings, changes)
+        names = ensure_indexes(bootstrap.database(), bootstrap.all_index_specs())
+        _say(f"indexes ensured: {len(names)}")
+
+    def start_pumps(self) -> None:
+        import app as chalice_app
+        from appsync.infra import Infra
+        from appsync.topology import QUEUES
+        from chalicelib import bootstrap
+        from devstack.pump import QueuePump
+
+        settings = bootstrap.settings()
+        infra = Infra(bootstrap.aws_client, settings)
+        base = float(os.environ.get("SQS_BACKOFF_BASE_SECONDS", "1"))
+        for spec in QUEUES:
+            handler = getattr(chalice_app, spec.consumer or "", None)
+            if handler is None:
+                continue
+            pump = QueuePump(bootstrap.aws_client("sqs"), spec, infra.queue_url(spec.short),
+                             infra.queue_arn(spec.short), handler, _emit, settings.aws_region, backoff_base=base)
+            pump.start()
+            self.pumps.append(pump)
+        _say(f"event pumps: {', '.join(p.spec.short + '->' + str(p.spec.consumer) for p in self.pumps)}")
+
+    def start_schedule(self) -> None:
+        interval = os.environ.get("LOCAL_OCM_SYNC_INTERVAL", "300")
+        import app as chalice_app
+
+        handler = getattr(chalice_app, "ocm_sync", None)
+        if interval == "off" or handler is None:
+            _say("schedule: OCM sync off")
+            return
+        seconds = float(interval)
+        thread = threading.Thread(target=self._schedule_loop, args=(handler, seconds), name="schedule", daemon=True)
+        thread.start()
+        _say(f"schedule: OCM sync now and every {seconds:g}s (LOCAL_OCM_SYNC_INTERVAL)")
+
+    def _schedule_loop(self, handler, seconds: float) -> None:
+        from chalicelib.localdev.lambda_context import LocalLambdaContext
+
+        while not self.stop_event.is_set():
+            event = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
+                     "time": dt.datetime.now(dt.timezone.utc).isoformat(), "region": "local", "resources": [],
+                     "detail": {}}
+            started = time.monotonic()
+            try:
+                result = handler(event, LocalLambdaContext(function_name="ocm_sync", timeout_seconds=300))
+                _emit({"schedule": "ocm_sync", "outcome": "ok", "result": result,
+                       "seconds": round(time.monotonic() - started, 2)})
+            except Exception as exc:
+                _emit({"schedule": "ocm_sync", "outcome": "error", "error": type(exc).__name__})
+            self.stop_event.wait(seconds)
+
+    def write_state(self, http_url: str) -> None:
+        keys = ("AWS_ENDPOINT_URL", "MONGODB_URI", "MONGODB_DB", "EVENT_BUS_NAME", "JUCR_STAGE", "JUCR_APP_NAME",
+                "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OCM_API_URL")
+        state = {"pid": os.getpid(), "graphql": f"{http_url}/graphql",
+                 "env": {k: os.environ[k] for k in keys if k in os.environ}}
+        if self.args.data_dir == str(PROJECT_ROOT / ".local" / "devstack"):
+            STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+            STATE_FILE.write_text(json.dumps(state, indent=2))
+        (self.data_dir / "devstack.json").write_text(json.dumps(state, indent=2))
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for key, value in LOCAL_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        os.environ["MONGODB_URI"] = self.start_mongo()
+        os.environ.setdefault("AWS_ENDPOINT_URL", self.start_moto())
+        self.start_standin()
+        self.provision()
+        http_url = self.start_chalice()
+        self.start_pumps()
+        self.start_schedule()
+        self.write_state(http_url)
+        _say(f"GraphQL:     POST {http_url}/graphql   (GraphiQL: GET)")
+        _say(f"Bus door:    POST {http_url}/local/events")
+        _say("ready. Ctrl-C stops everything.")
+        return http_url
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for pump in self.pumps:
+            pump.stop()
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if self.standin is not None:
+            self.standin.shutdown()
+        if self.mongo is not None:
+            self.mongo.stop()
+        if STATE_FILE.exists() and json.loads(STATE_FILE.read_text()).get("pid") == os.getpid():
+            STATE_FILE.unlink()
+        _say("stopped.")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description="Run the JUCR local stack.")
+    parser.add_argument("--http-port", type=int, default=int(os.environ.get("LOCAL_HTTP_PORT", "8000")))
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("LOCAL_MOTO_PORT", "5055")))
+    parser.add_argument("--mongo-port", type=int, default=int(os.environ.get("LOCAL_MONGO_PORT", "27017")))
+    parser.add_argument("--ocm-port", type=int, default=int(os.environ.get("LOCAL_OCM_PORT", "8011")))
+    parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".local" / "devstack"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(PROJECT_ROOT))
+    stack = Stack(args)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start()
+        while all(proc.poll() is None for _, proc in stack.children):
+            time.sleep(0.5)
+        dead = [name for name, proc in stack.children if proc.poll() is not None]
+        _say(f"{', '.join(dead)} exited; stopping.")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:
+        _say(f"start-up failed: {exc}")
+        return 1
+    finally:
+        stack.stop()

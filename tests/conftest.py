@@ -1,0 +1,244 @@
+"""Shared fixtures: the embedded store, settings, moto, and the whole local stack.
+
+- ``embedded_mongo`` (session): one FerretDB process on a free port.
+- ``db``: a fresh database per test, dropped afterwards. Tests marked
+  ``mongodb`` run a second time against ``MONGODB_URI`` when it is set, and
+  are skipped there with a reason otherwise.
+- ``settings``: test settings; the same values are put in ``os.environ`` so
+  ``chalicelib.bootstrap`` (used by entry modules) sees them too.
+- ``aws``: moto ``mock_aws`` with the bus, queues and rules provisioned by the
+  same ``appsync.infra`` code the deploy step and local stack use.
+- ``local_stack`` (session): ``python -m devstack`` as a subprocess on free
+  ports, driven over HTTP like a client would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from chalicelib import bootstrap  # noqa: E402
+from chalicelib.config import Settings, load_settings  # noqa: E402
+from chalicelib.store.embedded import EmbeddedMongo, free_port  # noqa: E402
+
+TEST_ENV = {
+    "JUCR_STAGE": "test",
+    "JUCR_APP_NAME": "jucr",
+    "EVENT_BUS_NAME": "jucr-test",
+    "AWS_DEFAULT_REGION": "eu-central-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_ENDPOINT_URL": "",
+    "BCRYPT_COST": "4",
+    "WALLET_OPENING_BALANCE": "50.00",
+    "SQS_BACKOFF_BASE_SECONDS": "0",
+    "OCM_SYNC_SCHEDULE": "rate(6 hours)",
+    "POWERTOOLS_METRICS_NAMESPACE": "JUCR",
+    "POWERTOOLS_DEV": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def embedded_mongo(tmp_path_factory) -> EmbeddedMongo:
+    server = EmbeddedMongo(tmp_path_factory.mktemp("ferretdb")).start()
+    yield server
+    server.stop()
+
+
+def pytest_generate_tests(metafunc):
+    if "db_backend" in metafunc.fixturenames:
+        backends = ["ferretdb"]
+        if metafunc.definition.get_closest_marker("mongodb"):
+            backends.append("mongodb")
+        metafunc.parametrize("db_backend", backends, scope="function")
+
+
+@pytest.fixture
+def db_backend(request) -> str:  # parametrized by pytest_generate_tests
+    return request.param
+
+
+@pytest.fixture
+def mongo_uri(db_backend, request) -> str:
+    if db_backend == "mongodb":
+        uri = os.environ.get("REAL_MONGODB_URI") or os.environ.get("MONGODB_URI_FOR_TESTS") or _outer_mongodb_uri()
+        if not uri:
+            pytest.skip("real MongoDB run: set MONGODB_URI to run tests marked mongodb against a real server")
+        return uri
+    return request.getfixturevalue("embedded_mongo").uri
+
+
+_OUTER_ENV = dict(os.environ)
+
+
+def _outer_mongodb_uri() -> str | None:
+    return _OUTER_ENV.get("MONGODB_URI") or None
+
+
+@pytest.fixture
+def settings(monkeypatch, mongo_uri) -> Settings:
+    env = dict(TEST_ENV, MONGODB_URI=mongo_uri, MONGODB_DB=f"t_{uuid.uuid4().hex[:12]}")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    bootstrap.reset()
+    yield load_settings(env)
+    bootstrap.reset()
+
+
+@pytest.fixture
+def db(settings):
+    """A fresh database for this test (on FerretDB, or real MongoDB when marked and configured)."""
+    from pymongo import MongoClient
+
+    client = MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    database = client[settings.mongodb_db]
+    yield database
+    client.drop_database(settings.mongodb_db)
+    client.close()
+
+
+@dataclass
+class AwsStandIn:
+    settings: Settings
+
+    def client(self, name: str):
+        return bootstrap.aws_client(name)
+
+    def queue_url(self, short: str) -> str:
+        return self.client("sqs").get_queue_url(QueueName=self.settings.queue_name(short))["QueueUrl"]
+
+    def receive_all(self, short: str, wait: int = 0) -> list[dict]:
+        """Drain a queue (messages are deleted), for assertions."""
+        out = []
+        while True:
+            got = self.client("sqs").receive_message(QueueUrl=self.queue_url(short), MaxNumberOfMessages=10,
+                                                     WaitTimeSeconds=wait, AttributeNames=["All"],
+                                                     MessageAttributeNames=["All"]).get("Messages", [])
+            if not got:
+                return out
+            for message in got:
+                self.client("sqs").delete_message(QueueUrl=self.queue_url(short),
+                                                  ReceiptHandle=message["ReceiptHandle"])
+            out.extend(got)
+
+
+@pytest.fixture
+def aws(settings, monkeypatch):
+    """moto in process, with the messaging topology provisioned."""
+    from moto import mock_aws
+
+    from appsync.infra import Infra
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        bootstrap.reset()
+        Infra(bootstrap.aws_client, bootstrap.settings()).apply_messaging()
+        yield AwsStandIn(bootstrap.settings())
+        bootstrap.reset()
+
+
+# --- the local stack ------------------------------------------------------------------------
+
+
+@dataclass
+class LocalStack:
+    base_url: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen
+    data_dir: Path
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def _post(self, path: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method="POST",
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            try:
+                return exc.code, json.loads(body or b"null")
+            except ValueError:
+                return exc.code, body.decode(errors="replace")
+
+    def graphql(self, query: str, variables: dict | None = None, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Authorization": token} if token else {}
+        return self._post("/graphql", {"query": query, "variables": variables or {}}, headers)
+
+    def put_event(self, event: Any) -> tuple[int, Any]:
+        return self._post("/local/events", event)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
+            time.sleep(interval)
+
+    def cli(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run ``python -m chalicelib ...`` against this stack."""
+        return subprocess.run([sys.executable, "-m", "chalicelib", *args], cwd=PROJECT_ROOT, env=self.env,
+                              input=input, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory) -> LocalStack:
+    data_dir = tmp_path_factory.mktemp("devstack")
+    ports = {name: free_port() for name in ("http", "moto", "mongo", "ocm")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "OCM_", "JUCR_"))}
+    env.update({"LOCAL_OCM_SYNC_INTERVAL": os.environ.get("TEST_LOCAL_OCM_SYNC_INTERVAL", "3600"),
+                "SQS_BACKOFF_BASE_SECONDS": "1", "PYTHONUNBUFFERED": "1"})
+    log_path = data_dir / "stack.log"
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--http-port", str(ports["http"]), "--moto-port", str(ports["moto"]),
+         "--mongo-port", str(ports["mongo"]), "--ocm-port", str(ports["ocm"]), "--data-dir", str(data_dir)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while "ready. Ctrl-C" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"local stack did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.2)
+    state = json.loads((data_dir / "devstack.json").read_text())
+    cli_env = dict(env, **state["env"])
+    stack = LocalStack(f"http://127.0.0.1:{ports['http']}", cli_env, log_path, process, data_dir)
+    yield stack
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep every end-to-end test on one xdist worker, so one local stack serves them all."""
+    for item in items:
+        if "/e2e/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+            item.add_marker(pytest.mark.e2e)

@@ -1,0 +1,37 @@
+import pytest
+from pymongo import InsertOne, UpdateOne
+
+from chalicelib.config import load_settings
+from chalicelib.store import IndexSpec, TransientStoreError, ensure_indexes, get_database, reset_clients
+from chalicelib.store.batches import bulk_write_chunked
+from chalicelib.store.errors import translate_errors
+
+
+@pytest.mark.mongodb
+def test_index_creation_is_idempotent_and_unique_holds(db):
+    specs = [IndexSpec("things", (("key", 1),), unique=True)]
+    first = ensure_indexes(db, specs)
+    assert ensure_indexes(db, specs) == first
+    outcome = bulk_write_chunked(db.things, [InsertOne({"_id": i, "key": i % 3}) for i in range(5)], 90)
+    assert outcome.inserted == 3
+    assert outcome.duplicate_keys == 2
+    assert db.things.count_documents({}) == 3
+
+
+@pytest.mark.mongodb
+def test_chunked_updates_go_past_the_embedded_stores_batch_limit(db):
+    db.things.insert_many([{"_id": i, "v": 0} for i in range(250)])
+    outcome = bulk_write_chunked(db.things, [UpdateOne({"_id": i}, {"$set": {"v": 1}}) for i in range(250)], 90)
+    assert outcome.modified == 250
+    assert outcome.round_trips == 3
+    assert db.things.count_documents({"v": 1}) == 250
+
+
+def test_unreachable_store_is_a_transient_error():
+    settings = load_settings({"MONGODB_URI": "mongodb://127.0.0.1:9/", "MONGODB_TIMEOUT_MS": "200"})
+    try:
+        with pytest.raises(TransientStoreError, match="store unavailable"):
+            with translate_errors("ping"):
+                get_database(settings).command("ping")
+    finally:
+        reset_clients()
