@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from appsync.topology import FUNCTION_TIMEOUTS, QueueSpec
 from chalicelib.localdev.lambda_context import LocalLambdaContext

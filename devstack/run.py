@@ -56,7 +56,8 @@ def _wait_http(url: str, timeout: float, method: str = "GET", body: bytes | None
     deadline = time.monotonic() + timeout
     while True:
         try:
-            req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(url, data=body, method=method,  # noqa: S310 - loopback only
+                                         headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=2):  # noqa: S310 - loopback only
                 return
         except Exception:
@@ -224,7 +225,7 @@ class Stack:
         self.stop_event.set()
         for pump in self.pumps:
             pump.stop()
-        for name, proc in reversed(self.children):
+        for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.terminate()
                 try:

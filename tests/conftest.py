@@ -22,9 +22,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -167,7 +168,7 @@ class LocalStack:
 
     def _post(self, path: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method="POST",
+        request = urllib.request.Request(self.base_url + path, data=data, method="POST",  # noqa: S310
                                          headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback

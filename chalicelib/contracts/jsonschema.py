@@ -21,6 +21,14 @@ DOCS_DIR = Path(__file__).resolve().parents[2] / "docs" / "contracts"
 
 
 def _field_schema(field: fields.Field) -> dict[str, Any]:
+    out = _base_type(field)
+    _apply_validators(out, field.validators)
+    if field.allow_none:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _base_type(field: fields.Field) -> dict[str, Any]:
     if isinstance(field, ours.Money):
         out: dict[str, Any] = {"type": "string", "pattern": ours.MONEY_PATTERN.pattern}
     elif isinstance(field, ours.JsonDecimal):
@@ -39,7 +47,11 @@ def _field_schema(field: fields.Field) -> dict[str, Any]:
         out = {"type": "boolean"}
     else:
         out = {"type": "string"}
-    for rule in field.validators:
+    return out
+
+
+def _apply_validators(out: dict[str, Any], validators) -> None:
+    for rule in validators:
         if isinstance(rule, validate.Range):
             if rule.min is not None:
                 out["minimum"] = rule.min
@@ -54,9 +66,6 @@ def _field_schema(field: fields.Field) -> dict[str, Any]:
             out["enum"] = list(rule.choices)
         elif isinstance(rule, validate.Regexp):
             out["pattern"] = rule.regex.pattern
-    if field.allow_none:
-        out["type"] = [out["type"], "null"]
-    return out
 
 
 def contract(event_type: str, version: int) -> dict[str, Any]:

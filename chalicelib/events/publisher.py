@@ -120,7 +120,7 @@ class EventBridgePublisher:
             else:
                 failed = [
                     {"entry": e, "error": r.get("ErrorCode", "Unknown")}
-                    for e, r in zip(pending, response.get("Entries", []))
+                    for e, r in zip(pending, response.get("Entries", []), strict=False)
                     if r.get("ErrorCode")
                 ]
             if not failed:
@@ -128,7 +128,8 @@ class EventBridgePublisher:
             pending = [f["entry"] for f in failed]
             logger.warning(
                 "put_events had failed entries",
-                extra={"failedCount": len(failed), "attempt": attempt + 1, "errors": sorted({f["error"] for f in failed})},
+                extra={"failedCount": len(failed), "attempt": attempt + 1,
+                       "errors": sorted({f["error"] for f in failed})},
             )
             if attempt < self.retries:
                 self.sleep(self.base_delay * (2**attempt))

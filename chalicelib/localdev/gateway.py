@@ -72,51 +72,65 @@ class Gateway:
 
     def handle(self, body: Any, authorization: str | None) -> tuple[int, dict[str, Any]]:
         """Execute one GraphQL request; returns (HTTP status, response body)."""
+        try:
+            document, variables = self._parse(body)
+            fields = self._top_level_fields(document, body.get("operationName"))
+            identity, denied = self._authorize(fields, body, variables, authorization)
+        except _Refused as refused:
+            return refused.status, {"errors": [refused.payload]}
+        resolver = self._field_resolver(identity, denied, variables, bool(authorization))
+        result = execute(self.schema, document, variable_values=variables, field_resolver=resolver,
+                         operation_name=body.get("operationName"))
+        errors = [
+            err.original_error.payload if isinstance(err.original_error, _Resolved)
+            else _error(err.message, "ValidationError", list(err.path or []))
+            for err in result.errors or []
+        ]
+        response: dict[str, Any] = {"data": result.data}
+        if errors:
+            response["errors"] = errors
+        return 200, response
+
+    def _parse(self, body: Any):
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return 400, {"errors": [_error("Request body must be a JSON object with a 'query' string.",
-                                           "BadRequest")]}
+            raise _Refused(400, _error("Request body must be a JSON object with a 'query' string.", "BadRequest"))
         variables = body.get("variables") or {}
         if not isinstance(variables, dict):
-            return 400, {"errors": [_error("'variables' must be a JSON object.", "BadRequest")]}
+            raise _Refused(400, _error("'variables' must be a JSON object.", "BadRequest"))
         try:
             document = parse(body["query"])
         except GraphQLError as exc:
-            return 400, {"errors": [_error(exc.message, "MalformedHttpRequestException")]}
+            raise _Refused(400, _error(exc.message, "MalformedHttpRequestException")) from None
         problems = validate(self.schema, document)
         if problems:
-            return 400, {"errors": [_error(p.message, "ValidationError") for p in problems]}
+            raise _Refused(400, _error("; ".join(p.message for p in problems), "ValidationError"))
+        return document, variables
 
-        fields = self._top_level_fields(document, body.get("operationName"))
-        identity: dict[str, Any] | None = None
-        denied: set[str] = set()
-        public = set(self.resolver_map["public_fields"])
-        iam = set(self.resolver_map["iam_fields"])
-        if any(f in iam for f in fields):
-            return 401, {"errors": [_error("This field is only callable with IAM credentials.", "Unauthorized")]}
-        if authorization:
-            verdict = self.invoke(self.resolver_map["authorizer"], {
-                "authorizationToken": authorization,
-                "requestContext": {
-                    "apiId": "local", "accountId": "123456789012", "requestId": str(uuid.uuid4()),
-                    "queryString": body["query"], "operationName": body.get("operationName"),
-                    "variables": variables,
-                },
-            })
-            if not verdict.get("isAuthorized"):
-                return 401, {"errors": [_error("You are not authorized to make this call.", "Unauthorized")]}
-            identity = {"resolverContext": verdict.get("resolverContext") or {}}
-            denied = set(verdict.get("deniedFields") or [])
-        elif not all(f in public for f in fields):
-            return 401, {"errors": [_error("Missing Authorization header: sign in and send the access token.",
-                                           "Unauthorized")]}
+    def _authorize(self, fields: list[str], body: dict, variables: dict, authorization: str | None):
+        """AppSync's auth modes: IAM-only publish fields, API-key fields, else the Lambda authorizer."""
+        if any(f in set(self.resolver_map["iam_fields"]) for f in fields):
+            raise _Refused(401, _error("This field is only callable with IAM credentials.", "Unauthorized"))
+        if not authorization:
+            if all(f in set(self.resolver_map["public_fields"]) for f in fields):
+                return None, set()
+            raise _Refused(401, _error("Missing Authorization header: sign in and send the access token.",
+                                       "Unauthorized"))
+        verdict = self.invoke(self.resolver_map["authorizer"], {
+            "authorizationToken": authorization,
+            "requestContext": {
+                "apiId": "local", "accountId": "123456789012", "requestId": str(uuid.uuid4()),
+                "queryString": body["query"], "operationName": body.get("operationName"), "variables": variables,
+            },
+        })
+        if not verdict.get("isAuthorized"):
+            raise _Refused(401, _error("You are not authorized to make this call.", "Unauthorized"))
+        return {"resolverContext": verdict.get("resolverContext") or {}}, set(verdict.get("deniedFields") or [])
 
-        errors: list[dict[str, Any]] = []
-
-        def field_resolver(source, info, **args):
+    def _field_resolver(self, identity, denied: set[str], variables: dict, has_token: bool):
+        def resolve(source, info, **args):
             if info.path.prev is not None:  # nested field: plain property access
-                if isinstance(source, dict):
-                    return source.get(info.field_name)
-                return getattr(source, info.field_name, None)
+                return source.get(info.field_name) if isinstance(source, dict) else getattr(
+                    source, info.field_name, None)
             key = f"{info.parent_type.name}.{info.field_name}"
             if key in denied:
                 raise _Resolved(_error(f"Not authorized to access {key}.", "Unauthorized", [info.field_name]))
@@ -124,14 +138,11 @@ class Gateway:
             if function is None or function == "NONE":
                 return args.get("input")
             event = {
-                "arguments": args,
-                "identity": identity,
-                "source": None,
-                "request": {"headers": {"authorization": "***"} if authorization else {}},
+                "arguments": args, "identity": identity, "source": None,
+                "request": {"headers": {"authorization": "***"} if has_token else {}},
                 "info": {"fieldName": info.field_name, "parentTypeName": info.parent_type.name,
                          "variables": variables, "selectionSetList": []},
-                "prev": None,
-                "stash": {},
+                "prev": None, "stash": {},
             }
             try:
                 return self.invoke(function, event)
@@ -142,18 +153,7 @@ class Gateway:
                 raise _Resolved(_error("Internal error; see the server log.", "InternalError",
                                        [info.field_name])) from None
 
-        result = execute(self.schema, document, variable_values=variables, field_resolver=field_resolver,
-                         operation_name=body.get("operationName"))
-        for err in result.errors or []:
-            original = err.original_error
-            if isinstance(original, _Resolved):
-                errors.append(original.payload)
-            else:
-                errors.append(_error(err.message, "ValidationError", list(err.path or [])))
-        response: dict[str, Any] = {"data": result.data}
-        if errors:
-            response["errors"] = errors
-        return 200, response
+        return resolve
 
     def _top_level_fields(self, document, operation_name: str | None) -> list[str]:
         names = []
@@ -169,6 +169,14 @@ class Gateway:
                 if name and not name.value.startswith("__"):
                     names.append(f"{root}.{name.value}")
         return names
+
+
+class _Refused(Exception):
+    """The request is refused before execution (bad request, not authorized)."""
+
+    def __init__(self, status: int, payload: dict[str, Any]) -> None:
+        super().__init__(payload["message"])
+        self.status, self.payload = status, payload
 
 
 class _Resolved(Exception):

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
         "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
@@ -29,8 +30,8 @@ def test_graphql_validation_errors_are_clear(local_stack):
 def test_event_door_accepts_events_and_the_pump_delivers_them(local_stack):
     status, body = local_stack.put_event(dict(SEED, sessionId="11111111-1111-4111-8111-111111111111"))
     assert status == 202 and body["accepted"] is True
-    local_stack.wait_for(lambda: '"pump": "billing"' in local_stack.logs() and
-                         "11111111" not in "" and '"detailType": "SESSION_ENDED"' in local_stack.logs(), 30)
+    local_stack.wait_for(lambda: any('"pump": "billing"' in line and '"detailType": "SESSION_ENDED"' in line
+                                     for line in local_stack.logs().splitlines()), 30)
 
 
 def test_event_door_refuses_what_is_not_an_event(local_stack):
@@ -55,16 +56,12 @@ def test_cli_uses_the_running_stack(local_stack):
 
 
 def test_prod_package_has_no_api_gateway(tmp_path):
-    out = tmp_path / "pkg"
-    result = subprocess.run([sys.executable, "-m", "chalice.cli", "package", "--stage", "prod", str(out)],
+    root = Path(__file__).resolve().parents[2]
+    chalice = Path(sys.executable).with_name("chalice")
+    result = subprocess.run([str(chalice), "package", "--stage", "prod", str(tmp_path / "pkg")], cwd=root,
                             capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:  # `python -m chalice.cli` needs a __main__; use the script next to python
-        from pathlib import Path
-        chalice = Path(sys.executable).with_name("chalice")
-        result = subprocess.run([str(chalice), "package", "--stage", "prod", str(out)], capture_output=True,
-                                text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    template = json.loads((out / "sam.json").read_text())
+    template = json.loads((tmp_path / "pkg" / "sam.json").read_text())
     kinds = {r["Type"] for r in template["Resources"].values()}
     assert not any("ApiGateway" in k or k == "AWS::Serverless::Api" for k in kinds), kinds
     assert "AWS::Serverless::Function" in kinds

@@ -1,7 +1,7 @@
 import json
 
 from appsync.infra import Changes, Infra
-from appsync.topology import QUEUES, FUNCTION_TIMEOUTS
+from appsync.topology import FUNCTION_TIMEOUTS, QUEUES
 from chalicelib import bootstrap
 
 
