@@ -1,0 +1,173 @@
+"""Signing keys for access tokens: Ed25519 (JWT ``alg`` = ``EdDSA``), loaded once per process.
+
+Why Ed25519: signatures and keys are small, verification is fast (tens of
+microseconds) and, unlike RSA or HMAC, there is exactly one algorithm per key
+type, so the verifier pins ``EdDSA`` and no ``alg`` header can talk it into
+HS256-with-the-public-key or ``none``.
+
+Where keys come from, first match wins:
+
+1. ``JWT_PRIVATE_KEY`` / ``JWT_PUBLIC_KEY`` (PEM). The authorizer Lambda only
+   needs the public key; the resolver Lambda needs the private one.
+2. ``JWT_KEY_SECRET_ID``: an AWS Secrets Manager secret holding either a PEM
+   private key or JSON ``{"privateKey": PEM, "publicKey": PEM}``; fetched once
+   per process (boto3 is imported only on this path).
+3. Stage ``local`` or ``test`` with neither: a dev key pair generated once into
+   ``.local/dev-jwt/ed25519.pem`` (gitignored), shared by every local process
+   (chalice, the event pump, the CLI). Other stages refuse to start without keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from chalicelib.config import ConfigError, Settings
+
+ALGORITHM = "EdDSA"
+DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".local" / "dev-jwt"
+DEV_KEY_FILE = "ed25519.pem"
+DEV_STAGES = frozenset({"local", "test"})
+
+_lock = threading.Lock()
+_cache: dict[tuple, KeyRing] = {}
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The public key that verifies and, where this process may sign, the private key."""
+
+    public_key: Ed25519PublicKey
+    private_key: Ed25519PrivateKey | None = None
+
+    @property
+    def kid(self) -> str:
+        """Key id for the JWT header: lets a verifier tell keys apart during a rotation."""
+        raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        if self.private_key is None:
+            raise ConfigError("JWT_PRIVATE_KEY (or JWT_KEY_SECRET_ID) is required to issue tokens")
+        return self.private_key
+
+    @classmethod
+    def generate(cls) -> KeyRing:
+        private = Ed25519PrivateKey.generate()
+        return cls(public_key=private.public_key(), private_key=private)
+
+    @classmethod
+    def from_pem(cls, private_pem: str | None = None, public_pem: str | None = None) -> KeyRing:
+        """Build from PEM text; the public key is derived when only the private one is given."""
+        private = _load_private(private_pem) if private_pem else None
+        if public_pem:
+            public = _load_public(public_pem)
+        elif private is not None:
+            public = private.public_key()
+        else:
+            raise ConfigError("no JWT key given")
+        return cls(public_key=public, private_key=private)
+
+    def private_pem(self) -> str:
+        return self.signing_key().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    def public_pem(self) -> str:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+
+
+def _load_private(pem: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ConfigError("JWT_PRIVATE_KEY is not a readable PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError("JWT_PRIVATE_KEY must be an Ed25519 key (JWT alg EdDSA)")
+    return key
+
+
+def _load_public(pem: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        raise ConfigError("JWT_PUBLIC_KEY is not a readable PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError("JWT_PUBLIC_KEY must be an Ed25519 key (JWT alg EdDSA)")
+    return key
+
+
+def load_keyring(settings: Settings, *, dev_dir: Path = DEV_KEY_DIR, secrets_client: Any = None) -> KeyRing:
+    """The key ring for ``settings``, cached per process (see the module docstring for the order)."""
+    cache_key = (settings.jwt_private_key, settings.jwt_public_key, settings.jwt_key_secret_id, settings.stage,
+                 str(dev_dir))
+    with _lock:
+        ring = _cache.get(cache_key)
+        if ring is None:
+            ring = _resolve(settings, dev_dir, secrets_client)
+            _cache[cache_key] = ring
+        return ring
+
+
+def reset_keyring_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def _resolve(settings: Settings, dev_dir: Path, secrets_client: Any) -> KeyRing:
+    if settings.jwt_private_key or settings.jwt_public_key:
+        return KeyRing.from_pem(settings.jwt_private_key or None, settings.jwt_public_key or None)
+    if settings.jwt_key_secret_id:
+        return _from_secret(settings.jwt_key_secret_id, secrets_client)
+    if settings.stage in DEV_STAGES:
+        return dev_keyring(dev_dir)
+    raise ConfigError(
+        f"JWT_PRIVATE_KEY/JWT_PUBLIC_KEY or JWT_KEY_SECRET_ID is required in stage {settings.stage!r}"
+    )
+
+
+def _from_secret(secret_id: str, client: Any) -> KeyRing:
+    if client is None:
+        from chalicelib import bootstrap
+
+        client = bootstrap.aws_client("secretsmanager")
+    text = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(f"secret {secret_id} is neither a PEM key nor JSON") from None
+        return KeyRing.from_pem(doc.get("privateKey"), doc.get("publicKey"))
+    return KeyRing.from_pem(private_pem=text)
+
+
+def dev_keyring(directory: Path) -> KeyRing:
+    """Load the local dev key, creating it once; safe when two processes start together.
+
+    The key is written to a temporary file and hard-linked into place: ``link``
+    fails if another process won the race, and then we read the winner's key.
+    """
+    path = directory / DEV_KEY_FILE
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{DEV_KEY_FILE}.{os.getpid()}.{threading.get_ident()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(KeyRing.generate().private_pem())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return KeyRing.from_pem(private_pem=path.read_text())

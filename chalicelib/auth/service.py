@@ -1,0 +1,266 @@
+"""Register, sign in, refresh, ``me`` and revoke: the auth use cases.
+
+Each function takes its dependencies (:class:`AuthDeps`: repository, publisher,
+clock, keys, policy) so tests run them against an in-memory repository or the
+embedded store without patching anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError as MarshmallowError
+
+from chalicelib.auth.keys import KeyRing
+from chalicelib.auth.passwords import dummy_hash, hash_password, verify_password
+from chalicelib.auth.repository import DuplicateEmail
+from chalicelib.auth.tokens import hash_refresh_token, issue_access_token, new_refresh_token
+from chalicelib.config import Settings
+from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized, ValidationError
+from chalicelib.contracts.events import USER_REGISTERED, derived_event_id
+from chalicelib.contracts.inputs import LoginInput, RefreshTokenInput, RegisterInput
+from chalicelib.events.publisher import OutgoingEvent, PublishError
+from chalicelib.observability.logs import logger
+
+BAD_CREDENTIALS = "Email or password is incorrect."
+BAD_REFRESH = "The refresh token is invalid or expired; sign in again."
+EMAIL_TAKEN = "This email address cannot be used to register. If it is yours, sign in instead."
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    """The settings the auth rules depend on."""
+
+    issuer: str
+    audience: str
+    access_ttl_seconds: int
+    refresh_ttl_seconds: int
+    bcrypt_cost: int
+    max_failures: int
+    lock_seconds: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> AuthPolicy:
+        return cls(
+            issuer=s.jwt_issuer, audience=s.jwt_audience, access_ttl_seconds=s.jwt_access_ttl_seconds,
+            refresh_ttl_seconds=s.jwt_refresh_ttl_seconds, bcrypt_cost=s.bcrypt_cost,
+            max_failures=s.login_max_failures, lock_seconds=s.login_lock_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class AuthDeps:
+    repo: Any  # AuthRepository or a twin with the same methods
+    publisher: Any
+    clock: Callable[[], dt.datetime]
+    keys: KeyRing
+    policy: AuthPolicy
+
+    def now(self) -> dt.datetime:
+        """The clock, to the millisecond: what the store keeps, so re-reads compare equal."""
+        now = self.clock()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _load(schema_cls: type, data: Any) -> dict[str, Any]:
+    try:
+        return schema_cls().load(data if data is not None else {})
+    except MarshmallowError as exc:
+        raise ValidationError.from_messages(exc.messages) from None
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def user_view(user: Mapping[str, Any]) -> dict[str, Any]:
+    vehicle = user.get("vehicle")
+    return {
+        "id": user["_id"],
+        "email": user["email"],
+        "name": user["name"],
+        "vehicle": None if not vehicle else {
+            "brand": vehicle["brand"], "model": vehicle["model"], "batteryCapacity": float(vehicle["batteryCapacity"]),
+        },
+    }
+
+
+# --- register ------------------------------------------------------------------------
+
+def register(deps: AuthDeps, raw_input: Any, *, correlation_id: str | None = None) -> dict[str, Any]:
+    """Validate, store (the unique email index decides races), publish USER_REGISTERED, issue tokens."""
+    data = _load(RegisterInput, raw_input)
+    now = deps.now()
+    user = {
+        "_id": str(uuid.uuid4()),
+        "email": data["email"],
+        "name": data["name"],
+        "vehicle": {
+            "brand": data["vehicle"]["brand"],
+            "model": data["vehicle"]["model"],
+            "batteryCapacity": float(data["vehicle"]["batteryCapacity"]),
+        },
+        "passwordHash": hash_password(data["password"], deps.policy.bcrypt_cost),
+        "tokenVersion": 0,
+        "createdAt": now,
+        "registrationPublished": False,
+    }
+    try:
+        deps.repo.insert_user(user)
+    except DuplicateEmail:
+        logger.info("registration refused", extra={"reason": "duplicate"})
+        raise Conflict(EMAIL_TAKEN) from None
+    logger.info("user registered", extra={"userId": user["_id"]})
+    publish_registration(deps, user, correlation_id=correlation_id)
+    return _issue(deps, user, now)
+
+
+def publish_registration(deps: AuthDeps, user: Mapping[str, Any], *, correlation_id: str | None = None) -> bool:
+    """Publish USER_REGISTERED after the user is stored; on failure it is retried at the next sign-in.
+
+    The event id is derived from the user id, so a retried publish is the same
+    event to every consumer. A bus outage must not lose the account (the client
+    already has it), so the failure is logged and the flag stays unset.
+    """
+    created = _aware(user["createdAt"])
+    event = OutgoingEvent(
+        USER_REGISTERED, {"userId": user["_id"], "registeredAt": created},
+        event_id=derived_event_id(USER_REGISTERED, user["_id"]), occurred_at=created,
+    )
+    try:
+        deps.publisher.publish([event], correlation_id=correlation_id)
+    except PublishError:
+        logger.warning("USER_REGISTERED not published; will retry at next sign-in", extra={"userId": user["_id"]})
+        return False
+    deps.repo.mark_registration_published(user["_id"])
+    return True
+
+
+# --- login ---------------------------------------------------------------------------
+
+def _attempts_key(email: str) -> str:
+    # Keyed by the email, not the user: unknown emails lock too, so a lockout reveals nothing.
+    return hashlib.sha256(f"login:{email}".encode()).hexdigest()
+
+
+def login(deps: AuthDeps, raw_input: Any, *, correlation_id: str | None = None) -> dict[str, Any]:
+    """Same error and about the same time for an unknown email and a wrong password; lock after N failures."""
+    data = _load(LoginInput, raw_input)
+    now = deps.now()
+    key = _attempts_key(data["email"])
+    attempts = deps.repo.find_attempts(key)
+    locked_until = _aware((attempts or {}).get("lockedUntil"))
+    if locked_until is not None and locked_until > now:
+        raise _locked(locked_until, now)
+
+    user = deps.repo.find_user_by_email(data["email"])
+    stored = user["passwordHash"] if user else dummy_hash(deps.policy.bcrypt_cost)
+    if not verify_password(data["password"], stored) or user is None:
+        _count_failure(deps, key, attempts, now)
+        logger.info("sign-in refused", extra={"reason": "credentials"})
+        raise Unauthorized(BAD_CREDENTIALS)
+
+    if attempts:
+        deps.repo.clear_attempts(key)
+    if not user.get("registrationPublished", True):
+        publish_registration(deps, user, correlation_id=correlation_id)
+    logger.info("user signed in", extra={"userId": user["_id"]})
+    return _issue(deps, user, now)
+
+
+def _count_failure(deps: AuthDeps, key: str, attempts: Mapping[str, Any] | None, now: dt.datetime) -> None:
+    window_start = now - dt.timedelta(seconds=deps.policy.lock_seconds)
+    last = _aware((attempts or {}).get("lastFailureAt"))
+    failures = deps.repo.record_failure(key, now, restart=last is None or last < window_start)
+    if failures >= deps.policy.max_failures:
+        until = now + dt.timedelta(seconds=deps.policy.lock_seconds)
+        deps.repo.lock(key, until)
+        logger.warning("sign-in locked", extra={"failures": failures, "lockSeconds": deps.policy.lock_seconds})
+        raise _locked(until, now)
+
+
+def _locked(until: dt.datetime, now: dt.datetime) -> AccountLocked:
+    minutes = max(1, -(-int((until - now).total_seconds()) // 60))
+    return AccountLocked(f"Too many failed sign-ins. Try again in {minutes} minute(s).",
+                         details={"retryAfterSeconds": int((until - now).total_seconds())})
+
+
+# --- tokens --------------------------------------------------------------------------
+
+def _issue(deps: AuthDeps, user: Mapping[str, Any], now: dt.datetime, family_id: str | None = None) -> dict[str, Any]:
+    version = int(user.get("tokenVersion", 0))
+    if family_id is None:
+        family_id = str(uuid.uuid4())
+        deps.repo.create_family(family_id, user["_id"], now)
+    refresh = new_refresh_token()
+    deps.repo.insert_refresh(hash_refresh_token(refresh), {
+        "userId": user["_id"], "familyId": family_id, "tokenVersion": version, "issuedAt": now,
+        "expiresAt": now + dt.timedelta(seconds=deps.policy.refresh_ttl_seconds),
+    })
+    access = issue_access_token(
+        deps.keys, user_id=user["_id"], token_version=version, issuer=deps.policy.issuer,
+        audience=deps.policy.audience, ttl_seconds=deps.policy.access_ttl_seconds, now=now,
+    )
+    return {
+        "accessToken": access,
+        "refreshToken": refresh,
+        "expiresIn": deps.policy.access_ttl_seconds,
+        "user": user_view(user),
+    }
+
+
+def refresh(deps: AuthDeps, raw_input: Any) -> dict[str, Any]:
+    """Rotate: the presented token is spent; presenting a spent token revokes its whole family."""
+    token = _load(RefreshTokenInput, raw_input)["token"]
+    now = deps.now()
+    token_hash = hash_refresh_token(token)
+    record = deps.repo.claim_refresh(token_hash, now)
+    if record is None:
+        spent = deps.repo.find_refresh(token_hash)
+        if spent is not None:
+            deps.repo.revoke_family(spent["familyId"], now)
+            logger.warning("refresh token reuse; family revoked", extra={"userId": spent["userId"]})
+        raise Unauthorized(BAD_REFRESH)
+    expires = _aware(record["expiresAt"])
+    if expires is None or expires <= now or deps.repo.family_revoked(record["familyId"]):
+        raise Unauthorized(BAD_REFRESH)
+    user = deps.repo.find_user(record["userId"])
+    if user is None or int(user.get("tokenVersion", 0)) != int(record.get("tokenVersion", 0)):
+        deps.repo.revoke_family(record["familyId"], now)
+        raise Unauthorized(BAD_REFRESH)
+    if not user.get("registrationPublished", True):
+        publish_registration(deps, user)
+    return _issue(deps, user, now, family_id=record["familyId"])
+
+
+# --- me and revocation ---------------------------------------------------------------
+
+def me(deps: AuthDeps, user_id: Any, token_version: Any = None) -> dict[str, Any]:
+    """The caller's profile, by the authorizer's user id only; a revoked session is refused."""
+    if not isinstance(user_id, str) or not user_id:
+        raise Unauthorized("Sign in and send the access token.")
+    user = deps.repo.find_user(user_id)
+    if user is None:
+        raise Unauthorized("This account no longer exists.")
+    if token_version is not None and str(token_version).isdigit() and int(token_version) < int(
+            user.get("tokenVersion", 0)):
+        raise Unauthorized("This session was revoked; sign in again.")
+    return user_view(user)
+
+
+def revoke_user(deps: AuthDeps, user_id: str) -> int | None:
+    """Revoke every session of a user: refresh tokens and ``me`` refuse at once, access tokens expire.
+
+    Returns the new token version (put ``userId:<version>`` in
+    ``JWT_REVOKED_USERS`` to refuse outstanding access tokens before they expire).
+    """
+    version = deps.repo.bump_token_version(user_id)
+    logger.warning("user sessions revoked", extra={"userId": user_id, "tokenVersion": version})
+    return version

@@ -1,0 +1,93 @@
+"""Key provisioning: PEM settings, Secrets Manager, the local dev key, and refusal in prod."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from chalicelib.auth.keys import KeyRing, dev_keyring, load_keyring, reset_keyring_cache
+from chalicelib.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    reset_keyring_cache()
+    yield
+    reset_keyring_cache()
+
+
+class FakeSecrets:
+    def __init__(self, text: str) -> None:
+        self.text, self.calls = text, 0
+
+    def get_secret_value(self, SecretId: str) -> dict:
+        self.calls += 1
+        return {"SecretString": self.text}
+
+
+def test_pem_settings_are_used_and_public_is_derived(tmp_path):
+    ring = KeyRing.generate()
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_PRIVATE_KEY": ring.private_pem()})
+    loaded = load_keyring(settings, dev_dir=tmp_path)
+    assert loaded.public_pem() == ring.public_pem()
+    assert not any(tmp_path.iterdir())  # no dev key made
+
+
+def test_secret_is_fetched_once_per_process(tmp_path):
+    ring = KeyRing.generate()
+    client = FakeSecrets(json.dumps({"privateKey": ring.private_pem(), "publicKey": ring.public_pem()}))
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_KEY_SECRET_ID": "jucr/jwt"})
+    first = load_keyring(settings, dev_dir=tmp_path, secrets_client=client)
+    second = load_keyring(settings, dev_dir=tmp_path, secrets_client=client)
+    assert first is second and client.calls == 1
+    assert first.kid == ring.kid
+
+
+def test_secret_may_be_a_bare_pem(tmp_path):
+    ring = KeyRing.generate()
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_KEY_SECRET_ID": "jucr/jwt"})
+    assert load_keyring(settings, dev_dir=tmp_path, secrets_client=FakeSecrets(ring.private_pem())).kid == ring.kid
+
+
+def test_prod_without_keys_refuses_to_start(tmp_path):
+    with pytest.raises(ConfigError, match="JWT_PRIVATE_KEY"):
+        load_keyring(load_settings({"JUCR_STAGE": "prod"}), dev_dir=tmp_path)
+
+
+def test_non_ed25519_or_broken_keys_are_refused():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    with pytest.raises(ConfigError, match="Ed25519"):
+        KeyRing.from_pem(private_pem=rsa_pem)
+    with pytest.raises(ConfigError):
+        KeyRing.from_pem(public_pem="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")
+
+
+def test_local_dev_key_is_generated_once_private_and_shared(tmp_path):
+    directory = tmp_path / "dev-jwt"
+    rings: list[KeyRing] = []
+    threads = [threading.Thread(target=lambda: rings.append(dev_keyring(directory))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({ring.kid for ring in rings}) == 1
+    files = sorted(p.name for p in directory.iterdir())
+    assert files == ["ed25519.pem"]
+    assert (directory / "ed25519.pem").stat().st_mode & 0o077 == 0
+    settings = load_settings({"JUCR_STAGE": "local"})
+    assert load_keyring(settings, dev_dir=directory).kid == rings[0].kid
+
+
+def test_dev_key_directory_is_gitignored():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run(["git", "check-ignore", "-q", ".local/dev-jwt/ed25519.pem"], cwd=root)
+    assert result.returncode == 0

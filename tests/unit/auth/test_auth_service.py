@@ -1,0 +1,213 @@
+"""Register, login, lockout, refresh rotation, me and revocation against the in-memory twin."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import pytest
+
+from chalicelib.auth import service
+from chalicelib.auth.keys import KeyRing
+from chalicelib.auth.tokens import hash_refresh_token, verify_access_token
+from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized
+from chalicelib.contracts.events import USER_REGISTERED, derived_event_id
+
+LOGIN = {"email": "driver@example.com", "password": "correct horse battery"}
+
+
+def test_register_stores_user_issues_tokens_and_publishes(deps, repo, publisher, clock, keys, seed):
+    out = service.register(deps, seed())
+    user_id = out["user"]["id"]
+    assert out["user"] == {"id": user_id, "email": "driver@example.com", "name": "Dana Driver",
+                           "vehicle": {"brand": "Volkswagen", "model": "ID.3", "batteryCapacity": 58.0}}
+    assert out["expiresIn"] == 900
+    claims = verify_access_token(out["accessToken"], keys, issuer="https://auth.test", audience="jucr-test",
+                                 now=clock())
+    assert claims.user_id == user_id and claims.token_version == 0
+    stored = repo.users[user_id]
+    assert stored["passwordHash"].startswith("bcrypt-sha256$$2b$04$")
+    assert "correct horse battery" not in json.dumps(stored, default=str)
+    assert stored["registrationPublished"] is True
+    [event] = publisher.of_type(USER_REGISTERED)
+    assert event["userId"] == user_id and event["registeredAt"] == "2026-02-21T14:00:00Z"
+    assert event["eventId"] == derived_event_id(USER_REGISTERED, user_id)
+    text = json.dumps(event)
+    assert "driver@example.com" not in text and "bcrypt" not in text and "Dana" not in text
+
+
+def test_duplicate_email_any_case_is_a_conflict_that_reveals_nothing(deps, repo, publisher, seed):
+    service.register(deps, seed())
+    with pytest.raises(Conflict) as caught:
+        service.register(deps, seed(email=" DRIVER@example.com", name="Someone Else"))
+    assert "driver@example.com" not in caught.value.message.lower()
+    assert len(repo.users) == 1 and len(publisher.published) == 1
+
+
+def test_publish_failure_keeps_the_user_and_retries_at_next_login(deps, repo, publisher, seed):
+    publisher.fail_next = 1
+    out = service.register(deps, seed())
+    user_id = out["user"]["id"]
+    assert repo.users[user_id]["registrationPublished"] is False and publisher.published == []
+    service.login(deps, LOGIN)
+    [event] = publisher.of_type(USER_REGISTERED)
+    assert event["eventId"] == derived_event_id(USER_REGISTERED, user_id)
+    assert repo.users[user_id]["registrationPublished"] is True
+    service.login(deps, LOGIN)
+    assert len(publisher.published) == 1  # not again once delivered
+
+
+def test_login_returns_tokens_for_the_right_password(deps, seed):
+    registered = service.register(deps, seed())
+    out = service.login(deps, {"email": "  DRIVER@example.com", "password": "correct horse battery"})
+    assert out["user"] == registered["user"]
+    assert out["refreshToken"] != registered["refreshToken"]
+
+
+def test_unknown_email_and_wrong_password_give_the_same_error(deps, seed):
+    service.register(deps, seed())
+    with pytest.raises(Unauthorized) as wrong:
+        service.login(deps, {"email": "driver@example.com", "password": "wrong password!"})
+    with pytest.raises(Unauthorized) as unknown:
+        service.login(deps, {"email": "nobody@example.com", "password": "wrong password!"})
+    assert wrong.value.message == unknown.value.message == service.BAD_CREDENTIALS
+
+
+def test_unknown_email_costs_a_bcrypt_check_like_a_wrong_password(deps, seed):
+    from dataclasses import replace
+
+    slow = replace(deps, policy=replace(deps.policy, bcrypt_cost=10, max_failures=100))
+    service.register(slow, seed())
+
+    def timed(email: str) -> float:
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            with pytest.raises(Unauthorized):
+                service.login(slow, {"email": email, "password": "wrong password!"})
+            samples.append(time.perf_counter() - started)
+        return statistics.median(samples)
+
+    with pytest.raises(Unauthorized):  # builds the dummy hash once, outside the measurement
+        service.login(slow, {"email": "warm@example.com", "password": "wrong password!"})
+    wrong, unknown = timed("driver@example.com"), timed("nobody@example.com")
+    assert wrong > 0.01  # cost 10 is tens of milliseconds
+    assert 0.5 < unknown / wrong < 2.0
+
+
+def test_failures_lock_the_account_and_the_lock_expires(deps, clock, seed):
+    service.register(deps, seed())
+    bad = {"email": "driver@example.com", "password": "wrong password!"}
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+    with pytest.raises(AccountLocked) as locked:
+        service.login(deps, bad)  # the 3rd failure (LOGIN_MAX_FAILURES=3) locks
+    assert "Try again in 10 minute" in locked.value.message
+    with pytest.raises(AccountLocked):
+        service.login(deps, LOGIN)  # even the right password, while locked
+    clock.advance(601)
+    assert service.login(deps, LOGIN)["user"]["email"] == "driver@example.com"
+
+
+def test_success_resets_the_failure_count(deps, seed):
+    service.register(deps, seed())
+    bad = {"email": "driver@example.com", "password": "wrong password!"}
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+    service.login(deps, LOGIN)
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+
+
+def test_old_failures_outside_the_window_do_not_count(deps, clock, seed):
+    service.register(deps, seed())
+    bad = {"email": "driver@example.com", "password": "wrong password!"}
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+    clock.advance(601)
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+
+
+def test_unknown_emails_lock_too_so_a_lock_reveals_no_account(deps):
+    bad = {"email": "ghost@example.com", "password": "wrong password!"}
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+    with pytest.raises(AccountLocked):
+        service.login(deps, bad)
+
+
+def test_refresh_rotates_and_the_old_token_stops_working(deps, repo, seed):
+    first = service.register(deps, seed())
+    second = service.refresh(deps, {"token": first["refreshToken"]})
+    assert second["refreshToken"] != first["refreshToken"]
+    assert second["user"]["id"] == first["user"]["id"]
+    third = service.refresh(deps, {"token": second["refreshToken"]})
+    assert third["accessToken"]
+    assert all(raw not in repo.refresh for raw in (first["refreshToken"], second["refreshToken"]))
+    assert hash_refresh_token(third["refreshToken"]) in repo.refresh  # stored hashed only
+
+
+def test_reusing_a_rotated_token_revokes_the_whole_family(deps, seed):
+    first = service.register(deps, seed())
+    second = service.refresh(deps, {"token": first["refreshToken"]})
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": first["refreshToken"]})  # replay of a spent token
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": second["refreshToken"]})  # the family is gone
+
+
+def test_other_sessions_survive_a_family_revocation(deps, seed):
+    web = service.register(deps, seed())
+    phone = service.login(deps, LOGIN)
+    service.refresh(deps, {"token": web["refreshToken"]})
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": web["refreshToken"]})
+    assert service.refresh(deps, {"token": phone["refreshToken"]})["accessToken"]
+
+
+def test_unknown_and_expired_refresh_tokens_are_refused(deps, clock, seed):
+    out = service.register(deps, seed())
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": "not-a-token"})
+    clock.advance(86400 + 1)
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": out["refreshToken"]})
+
+
+def test_me_returns_the_profile_of_the_authorizer_user_only(deps, seed):
+    out = service.register(deps, seed())
+    assert service.me(deps, out["user"]["id"], "0") == out["user"]
+    for bad in (None, "", 5, "00000000-0000-0000-0000-000000000000"):
+        with pytest.raises(Unauthorized):
+            service.me(deps, bad)
+
+
+def test_revoking_a_user_refuses_refresh_and_me_and_allows_a_new_sign_in(deps, seed):
+    out = service.register(deps, seed())
+    user_id = out["user"]["id"]
+    assert service.revoke_user(deps, user_id) == 1
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": out["refreshToken"]})
+    with pytest.raises(Unauthorized):
+        service.me(deps, user_id, "0")
+    again = service.login(deps, LOGIN)
+    assert service.me(deps, user_id, "1")["id"] == user_id
+    assert service.refresh(deps, {"token": again["refreshToken"]})["user"]["id"] == user_id
+
+
+def test_a_resolver_lambda_without_the_private_key_cannot_issue(deps, seed, keys):
+    from dataclasses import replace
+
+    from chalicelib.config import ConfigError
+
+    public_only = replace(deps, keys=KeyRing.from_pem(public_pem=keys.public_pem()))
+    with pytest.raises(ConfigError):
+        service.register(public_only, seed())
