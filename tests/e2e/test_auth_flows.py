@@ -106,7 +106,8 @@ def test_duplicate_email_is_a_conflict(local_stack):
 def test_wrong_password_and_unknown_email_look_the_same(local_stack):
     payload = seed_payload()
     register(local_stack, payload)
-    wrong = error_of(local_stack.graphql(LOGIN, {"input": {"email": payload["email"], "password": "nope nope nope"}})[1])
+    attempt = {"email": payload["email"], "password": "nope nope nope"}
+    wrong = error_of(local_stack.graphql(LOGIN, {"input": attempt})[1])
     unknown = error_of(local_stack.graphql(LOGIN, {"input": {"email": f"ghost.{uuid.uuid4().hex}@example.com",
                                                              "password": "nope nope nope"}})[1])
     assert wrong == unknown | {"path": wrong.get("path")}
