@@ -225,6 +225,8 @@ class Stack:
         self.stop_event.set()
         for pump in self.pumps:
             pump.stop()
+        for pump in self.pumps:
+            pump.join(timeout=3)  # let in-flight polls finish before moto goes away
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.terminate()
@@ -255,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(PROJECT_ROOT))
     stack = Stack(args)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         stack.start()
         while all(proc.poll() is None for _, proc in stack.children):
