@@ -141,6 +141,13 @@ class Settings:
     max_receive_count: int = _setting("SQS_MAX_RECEIVE_COUNT", "5", _int_range(1, 20))
     redrive_limit: int = _setting("DLQ_REDRIVE_LIMIT", "3", _int_range(0, 10))
     billing_latency_slo_ms: int = _setting("BILLING_LATENCY_SLO_MS", "5000", _int_range(100, 600000))
+    # --- dlq (issue 7): reconciler re-drive delay and alarm thresholds, see chalicelib/dlq, appsync/alarms.py ---
+    # First re-drive waits this long (SQS DelaySeconds), doubling per re-drive, capped at 900 s by SQS.
+    dlq_redrive_delay_seconds: int = _setting("DLQ_REDRIVE_DELAY_SECONDS", "30", _int_range(0, 900))
+    # Alarm when the oldest message of a dead-letter queue is older than this.
+    dlq_age_alarm_seconds: int = _setting("DLQ_AGE_ALARM_SECONDS", "3600", _int_range(60, 1209600))
+    # Alarm when a consumer Lambda's Errors/Invocations exceeds this percentage over 5 minutes.
+    alarm_error_rate_percent: int = _setting("ALARM_ERROR_RATE_PERCENT", "5", _int_range(1, 100))
 
     @property
     def embedded_store(self) -> bool:
