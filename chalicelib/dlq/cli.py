@@ -1,0 +1,188 @@
+"""``python -m chalicelib dlq list|show|replay|audit``: the on-call engineer's tool.
+
+Every command prints JSON: one object per line for ``list`` and ``audit``, one
+object for ``show`` and a summary (plus one line per message) for ``replay``.
+``replay`` is a dry run unless ``--execute`` (or ``--no-dry-run``) is given, and
+asks for confirmation when more than five messages would be sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from appsync.topology import QUEUE_SHORT_NAMES
+from chalicelib.dlq.letters import read_body
+from chalicelib.dlq.queues import UnknownQueue
+from chalicelib.dlq.replay import REPLAY, Filters, Replayer, parse_age
+
+CONFIRM_ABOVE = 5
+
+
+def _queue(value: str) -> str:
+    if value not in QUEUE_SHORT_NAMES:
+        raise argparse.ArgumentTypeError(str(UnknownQueue(value)))
+    return value
+
+
+def _age(value: str) -> dt.timedelta:
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def register(subparsers: Any) -> None:
+    dlq = subparsers.add_parser("dlq", help="inspect, replay and audit dead letters")
+    actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+
+    def common(parser: argparse.ArgumentParser, queue_required: bool = True) -> None:
+        parser.add_argument("--queue", type=_queue, required=queue_required,
+                            help=f"short queue name: {', '.join(QUEUE_SHORT_NAMES)}")
+        parser.add_argument("--max", type=_positive, default=10, help="at most N messages (default 10)")
+        parser.add_argument("--event-type", help="only this detail-type, e.g. SESSION_ENDED")
+        parser.add_argument("--older-than", type=_age, help="only dead for longer than this (30m, 2h, 1d)")
+        parser.add_argument("--newer-than", type=_age, help="only dead for less than this (30m, 2h, 1d)")
+
+    listing = actions.add_parser("list", help="messages in the queue and parked letters (JSON lines)")
+    common(listing)
+    listing.set_defaults(func=cmd_list)
+
+    show = actions.add_parser("show", help="one dead letter with its body and audit history")
+    common(show)
+    show.add_argument("id", help="message id or dead-letter key (from list/audit)")
+    show.set_defaults(func=cmd_show)
+
+    replay = actions.add_parser("replay", help="send dead letters back to their source queue (dry run by default)")
+    common(replay)
+    mode = replay.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", dest="execute", action="store_false", default=False, help="only check (default)")
+    mode.add_argument("--execute", "--no-dry-run", dest="execute", action="store_true", help="really replay")
+    replay.add_argument("--yes", action="store_true", help=f"do not ask when more than {CONFIRM_ABOVE} would be sent")
+    replay.add_argument("--operator", help="who is replaying (default: $USER)")
+    replay.set_defaults(func=cmd_replay)
+
+    audit = actions.add_parser("audit", help="reconciler decisions and replays, newest first (JSON lines)")
+    common(audit, queue_required=False)
+    audit.add_argument("--action", help="only this action (redriven, billing_failed, parked, replay, ...)")
+    audit.set_defaults(func=cmd_audit, max=100)
+
+
+def _replayer(args: argparse.Namespace) -> Replayer:
+    from chalicelib.dlq.entry import replay_ports
+
+    return Replayer(args.queue, **replay_ports())
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    return Filters(max=args.max, event_type=args.event_type, older_than=args.older_than, newer_than=args.newer_than)
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, default=_json_default, separators=(",", ":")))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    return str(value)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    replayer = _replayer(args)
+    for candidate in replayer.candidates(_filters(args)):
+        _print({"queue": args.queue, **candidate.summary()})
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    replayer = _replayer(args)
+    wanted = args.id
+    for candidate in replayer.candidates(Filters(max=max(args.max, 100))):
+        if wanted in (candidate.key, candidate.letter.message_id):
+            _print({"queue": args.queue, **candidate.summary(), "attributes": candidate.letter.attributes,
+                    "body": _body(candidate.letter.body),
+                    "history": [r for r in replayer.dead_letters.find(queue=args.queue, limit=500)
+                                if candidate.key in (r["_id"], r.get("replayOf"))]})
+            return 0
+    record = replayer.dead_letters.get(wanted)
+    if record is None:
+        _print({"error": "NotFound", "message": f"no dead letter {wanted!r} in {args.queue} or its audit"})
+        return 1
+    _print(record)
+    return 0
+
+
+def _body(text: str) -> Any:
+    reading = read_body(text)
+    return reading.detail if reading.detail is not None else text[:2000]
+
+
+def cmd_replay(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
+    replayer = _replayer(args)
+    candidates = replayer.candidates(_filters(args), hold=args.execute)
+    to_send = [c for c in candidates if c.verdict == REPLAY]
+    operator = args.operator or os.environ.get("USER") or _login()
+    summary = {"queue": args.queue, "dryRun": not args.execute, "operator": operator, "considered": len(candidates),
+               "wouldReplay" if not args.execute else "toReplay": len(to_send),
+               "skipped": {v: sum(1 for c in candidates if c.verdict == v) for v in {c.verdict for c in candidates}
+                           if v != REPLAY}}
+    if args.execute and len(to_send) > CONFIRM_ABOVE and not args.yes:
+        answer = _confirm(ask, f"Replay {len(to_send)} messages from {args.queue}? [y/N] ")
+        if answer not in ("y", "yes"):
+            replayer.release(candidates)
+            _print({**summary, "aborted": True, "message": "not confirmed (use --yes to skip the prompt)"})
+            return 1
+    if args.execute:
+        replayer.execute(candidates, operator)
+        summary["replayed"] = sum(1 for c in candidates if c.result.get("outcome") == "replayed")
+    _print(summary)
+    for candidate in candidates:
+        _print(candidate.summary())
+    return 0
+
+
+def _confirm(ask: Callable[[str], str], prompt: str) -> str:
+    if not sys.stdin.isatty() and ask is input:
+        line = sys.stdin.readline()
+        return line.strip().lower()
+    try:
+        return ask(prompt).strip().lower()
+    except EOFError:
+        return ""
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from chalicelib.dlq.entry import replay_ports
+
+    ports = replay_ports()
+    now = ports["clock"]()
+    records = ports["dead_letters"].find(
+        queue=args.queue, action=getattr(args, "action", None), event_type=args.event_type,
+        newer_than=now - args.newer_than if args.newer_than else None,
+        older_than=now - args.older_than if args.older_than else None, limit=args.max,
+    )
+    for record in records:
+        record.pop("body", None)
+        _print(record)
+    return 0

@@ -1,0 +1,96 @@
+"""SQS access for the reconciler and the replay tool, by the topology's short names.
+
+Peeking is honest about SQS: there is no read-without-receive. ``peek``
+receives with a short visibility timeout (the messages are invisible to the
+reconciler for that long), never deletes, and hands every message back at once
+(visibility 0) when it is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from appsync.topology import QUEUE_SHORT_NAMES
+from chalicelib.config import Settings
+from chalicelib.dlq.letters import DeadLetter
+
+SQS_MAX_DELAY = 900
+
+
+class UnknownQueue(ValueError):
+    """A short name that the topology does not declare."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown queue {name!r}; valid queues: {', '.join(QUEUE_SHORT_NAMES)}")
+
+
+class QueuePort(Protocol):
+    def send(self, short: str, body: str, attributes: dict[str, str], delay_seconds: int = 0) -> str: ...
+
+
+class SqsQueues:
+    """A boto3 SQS client bound to this stage's queue names."""
+
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self._urls: dict[str, str] = {}
+
+    def url(self, short: str) -> str:
+        if short not in QUEUE_SHORT_NAMES:
+            raise UnknownQueue(short)
+        if short not in self._urls:
+            self._urls[short] = self.client.get_queue_url(QueueName=self.settings.queue_name(short))["QueueUrl"]
+        return self._urls[short]
+
+    def send(self, short: str, body: str, attributes: dict[str, str], delay_seconds: int = 0) -> str:
+        response = self.client.send_message(
+            QueueUrl=self.url(short), MessageBody=body,
+            DelaySeconds=max(0, min(SQS_MAX_DELAY, int(delay_seconds))),
+            MessageAttributes={k: {"DataType": "String", "StringValue": str(v)} for k, v in attributes.items()},
+        )
+        return response["MessageId"]
+
+    def depth(self, short: str) -> dict[str, int]:
+        attrs = self.client.get_queue_attributes(
+            QueueUrl=self.url(short),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                            "ApproximateNumberOfMessagesDelayed"],
+        )["Attributes"]
+        return {k: int(v) for k, v in attrs.items()}
+
+    def peek(self, short: str, limit: int, visibility_seconds: int = 20, release: bool = True) -> list[DeadLetter]:
+        """Up to ``limit`` messages, without deleting them; see the module docstring for the caveat.
+
+        ``release=False`` keeps them invisible for ``visibility_seconds`` so the caller can delete
+        them with a receipt handle that is still the latest (replay), then ``release`` the rest.
+        """
+        seen: dict[str, DeadLetter] = {}
+        url = self.url(short)
+        while len(seen) < limit:
+            got = self.client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(10, limit - len(seen)), WaitTimeSeconds=0,
+                VisibilityTimeout=visibility_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            fresh = [m for m in got if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for message in fresh:
+                seen[message["MessageId"]] = DeadLetter.from_sqs_message(message)
+        if release:
+            self.release(short, list(seen.values()))
+        return list(seen.values())
+
+    def release(self, short: str, letters: list[DeadLetter]) -> None:
+        """Make peeked messages visible again right away."""
+        for letter in letters:
+            if letter.receipt_handle:
+                try:
+                    self.client.change_message_visibility(QueueUrl=self.url(short),
+                                                          ReceiptHandle=letter.receipt_handle, VisibilityTimeout=0)
+                except Exception:  # noqa: S112 - already deleted by the reconciler; nothing to release
+                    continue
+
+    def delete(self, short: str, letter: DeadLetter) -> None:
+        if letter.receipt_handle:
+            self.client.delete_message(QueueUrl=self.url(short), ReceiptHandle=letter.receipt_handle)

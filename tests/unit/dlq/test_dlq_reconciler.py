@@ -1,0 +1,194 @@
+"""Reconciler decisions with fakes of our own ports: in-memory audit, recording queues and publisher."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib.contracts.events import BILLING_FAILED, derived_event_id, parse_event
+from chalicelib.dlq.letters import DeadLetter, letter_key, read_body
+from chalicelib.dlq.reconciler import (
+    BILLING_FAILED_ACTION,
+    DUPLICATE,
+    PARKED,
+    REDRIVEN,
+    Reconciler,
+    classify,
+    redrive_delay,
+)
+from chalicelib.dlq.repository import DONE
+from chalicelib.events.publisher import RecordingPublisher
+
+T0 = dt.datetime(2026, 2, 21, 15, 0, tzinfo=dt.UTC)
+SESSION = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
+           "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
+           "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z"}
+
+
+def bus_body(detail: dict, detail_type: str = "SESSION_ENDED", bus_id: str = "bus-1") -> str:
+    return json.dumps({"version": "0", "id": bus_id, "detail-type": detail_type, "source": "jucr.session",
+                       "time": "2026-02-21T14:31:01Z", "detail": detail})
+
+
+def letter(body: str, message_id: str = "m-1", **attrs: str) -> DeadLetter:
+    return DeadLetter.from_lambda_record({
+        "messageId": message_id, "body": body, "receiptHandle": "rh",
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1771684260000"},
+        "messageAttributes": {k: {"stringValue": v, "dataType": "String"} for k, v in attrs.items()},
+    })
+
+
+class InMemoryDeadLetters:
+    """Same contract as ``DeadLetterRepository``: unique ``_id``, claim returns the existing record."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    def claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        if record["_id"] in self.docs:
+            return copy.deepcopy(self.docs[record["_id"]])
+        self.docs[record["_id"]] = dict(record, status="pending")
+        return None
+
+    def complete(self, key: str, fields: dict[str, Any]) -> None:
+        self.docs[key].update(fields, status=DONE)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.docs.get(key)
+
+
+class RecordingQueues:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, short: str, body: str, attributes: dict[str, str], delay_seconds: int = 0) -> str:
+        self.sent.append({"queue": short, "body": body, "attributes": attributes, "delay": delay_seconds})
+        return f"sent-{len(self.sent)}"
+
+
+@pytest.fixture
+def parts():
+    audit, queues, publisher = InMemoryDeadLetters(), RecordingQueues(), RecordingPublisher(clock=lambda: T0)
+    reconciler = Reconciler(audit, queues, publisher, lambda: T0, redrive_limit=3, redrive_delay_seconds=30)
+    return reconciler, audit, queues, publisher
+
+
+def test_transient_dead_letter_is_redriven_with_its_count_and_a_growing_delay(parts):
+    reconciler, audit, queues, publisher = parts
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION)))
+    assert decision.action == REDRIVEN
+    assert queues.sent == [{"queue": "billing", "body": bus_body(SESSION), "delay": 30,
+                            "attributes": {"redriveCount": "1", "sourceQueue": "billing"}}]
+    second = reconciler.handle("billing-dlq", letter(bus_body(SESSION), "m-2", redriveCount="1"))
+    assert second.action == REDRIVEN and queues.sent[-1]["attributes"]["redriveCount"] == "2"
+    assert queues.sent[-1]["delay"] == 60
+    assert publisher.published == []
+    assert audit.docs[decision.key]["status"] == DONE and audit.docs[decision.key]["action"] == REDRIVEN
+
+
+def test_redrives_are_bounded_then_billing_failed_is_published_and_audited(parts):
+    reconciler, audit, queues, publisher = parts
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), redriveCount="3"))
+    assert decision.action == BILLING_FAILED_ACTION
+    assert queues.sent == []
+    [event] = publisher.of_type(BILLING_FAILED)
+    parsed = parse_event(BILLING_FAILED, event)
+    assert parsed.payload["sessionId"] == SESSION["sessionId"] and parsed.payload["userId"] == SESSION["userId"]
+    assert parsed.payload["originalEventId"] == "bus-1"
+    assert "after 3 re-drive(s)" in parsed.payload["reason"]
+    assert event["eventId"] == derived_event_id(BILLING_FAILED, f"{SESSION['sessionId']}:p0")
+    record = audit.docs[decision.key]
+    assert record["businessKey"] == {"sessionId": SESSION["sessionId"], "userId": SESSION["userId"]}
+    assert record["failureClass"] == "permanent" and record["parked"] is True
+    assert json.loads(json.dumps(record["body"]))["detail"]["sessionId"] == SESSION["sessionId"]
+
+
+def test_permanent_verdict_from_the_consumer_is_compensated_at_once(parts):
+    reconciler, _, queues, publisher = parts
+    body = bus_body(dict(SESSION, energyKwh=-1))
+    decision = reconciler.handle("billing-dlq", letter(body, failureClass="permanent",
+                                                        failureReason="energyKwh: must be >= 0",
+                                                        sourceQueue="billing"))
+    assert decision.action == BILLING_FAILED_ACTION and queues.sent == []
+    assert decision.reason.startswith("invalid payload")
+    assert len(publisher.of_type(BILLING_FAILED)) == 1
+
+
+def test_wallet_not_open_yet_is_treated_as_early_not_wrong(parts):
+    reconciler, _, queues, publisher = parts
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), failureClass="permanent",
+                                                        failureReason="WALLET_NOT_FOUND"))
+    assert decision.action == REDRIVEN and "may be early" in decision.reason
+    assert len(queues.sent) == 1 and publisher.published == []
+
+
+def test_the_same_dead_letter_twice_has_the_effect_of_once(parts):
+    reconciler, _, queues, publisher = parts
+    poison = letter(bus_body({"sessionId": SESSION["sessionId"]}), failureClass="permanent", failureReason="bad")
+    first = reconciler.handle("billing-dlq", poison)
+    again = reconciler.handle("billing-dlq", letter(poison.body, "m-other", failureClass="permanent"))
+    assert first.action == BILLING_FAILED_ACTION and again.action == DUPLICATE
+    assert len(publisher.published) == 1
+    transient = letter(bus_body(SESSION, bus_id="bus-2"))
+    reconciler.handle("billing-dlq", transient)
+    assert reconciler.handle("billing-dlq", transient).action == DUPLICATE
+    assert len(queues.sent) == 1
+
+
+def test_a_crash_between_claim_and_done_is_finished_on_redelivery(parts):
+    reconciler, audit, _, publisher = parts
+    publisher.fail_next = 1
+    poison = letter(bus_body({"sessionId": SESSION["sessionId"]}), failureClass="permanent")
+    with pytest.raises(Exception, match="injected"):
+        reconciler.handle("billing-dlq", poison)
+    assert next(iter(audit.docs.values()))["status"] == "pending"
+    assert reconciler.handle("billing-dlq", poison).action == BILLING_FAILED_ACTION
+    assert len(publisher.published) == 1
+
+
+@pytest.mark.parametrize("body", ["not json", json.dumps([1, 2]), json.dumps({"detail-type": "X", "detail": {}}),
+                                  json.dumps({"detail-type": "Scheduled Event", "source": "aws.events",
+                                              "detail": {}})])
+def test_unparseable_letters_are_parked_never_redriven(parts, body):
+    reconciler, audit, queues, publisher = parts
+    decision = reconciler.handle("billing-dlq", letter(body))
+    assert decision.action == PARKED and decision.reason.startswith("unparseable")
+    assert queues.sent == [] and publisher.published == []
+    assert audit.docs[decision.key]["parked"] is True
+
+
+def test_ocm_sync_dead_letters_are_parked_with_the_lambda_error(parts):
+    reconciler, _, queues, _ = parts
+    scheduled = json.dumps({"id": "sched-1", "detail-type": "Scheduled Event", "source": "aws.events",
+                            "detail": {}})
+    decision = reconciler.handle("ocm-sync-dlq", letter(scheduled, ErrorMessage="Task timed out"))
+    assert decision.action == PARKED and queues.sent == []
+
+
+def test_invalid_user_registered_in_wallets_dlq_is_parked_not_billing_failed(parts):
+    reconciler, _, queues, publisher = parts
+    body = bus_body({"userId": "not-a-uuid"}, "USER_REGISTERED")
+    assert reconciler.handle("wallets-dlq", letter(body)).action == PARKED
+    assert publisher.published == [] and queues.sent == []
+
+
+def test_classify_and_keys():
+    assert classify(letter(bus_body(SESSION)), read_body(bus_body(SESSION)))[0] == "transient"
+    assert classify(letter(bus_body(SESSION), failureClass="permanent"), read_body(bus_body(SESSION)))[0] == \
+        "permanent"
+    assert [redrive_delay(30, n) for n in range(7)] == [30, 60, 120, 240, 480, 900, 900]
+    one = letter(bus_body(SESSION))
+    assert letter_key("billing-dlq", one, read_body(one.body)) == "billing-dlq:bus-1:r0:p0"
+    two = letter("garbage")
+    assert letter_key("billing-dlq", two, read_body("garbage")).startswith("billing-dlq:md5-")
+
+
+def test_pii_in_a_poison_body_is_not_kept(parts):
+    reconciler, audit, _, _ = parts
+    body = bus_body({"sessionId": SESSION["sessionId"], "email": "driver@example.com", "note": "x@y.example"})
+    decision = reconciler.handle("billing-dlq", letter(body, failureClass="permanent"))
+    assert "example" not in json.dumps(audit.docs[decision.key], default=str)
