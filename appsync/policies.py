@@ -1,0 +1,151 @@
+"""Least-privilege IAM policy files, one per function and stage, for `chalice deploy`.
+
+Chalice reads ``iam_policy_file`` verbatim (no substitution), so the files name
+the stage's concrete resources: queue, bus, secret and log group names. Region
+and account stay ``*`` inside the ARNs because the same file must deploy to any
+account; the resource *names* are what scope the grant. The only bare ``"*"``
+resources allowed are none at all: logs are scoped to the function's own log
+group. ``python -m appsync.policies`` rewrites the files; ``--check`` exits 1
+when a file is stale (a unit test does the same).
+
+Who needs what, and why:
+- every function: write its own log group (CloudWatch Logs; EMF metrics ride on
+  the logs, so no ``cloudwatch:PutMetricData``);
+- SQS consumers: receive/delete/visibility on their queue (the event source
+  mapping polls with the function's role);
+- publishers: ``events:PutEvents`` on the stage's bus only;
+- auth functions: read the JWT signing-key secret;
+- DLQ reconcilers: send back to the source queue they re-drive to;
+- the schedule functions: send to ``ocm-sync-dlq``, the on-failure destination
+  of their async invoke config (Lambda delivers it with the function's role).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import Settings
+
+CHALICE_DIR = Path(__file__).resolve().parents[1] / ".chalice"
+POLICY_STAGES = ("dev", "prod")
+
+FUNCTIONS = (
+    "authorizer", "auth_resolver", "billing_resolver", "stations_resolver", "billing_consumer", "wallet_opener",
+    "reconcile_billing_dlq", "reconcile_wallets_dlq", "reconcile_ocm_sync_dlq", "ocm_sync", "ocm_full_sweep",
+)
+
+# function -> (queue it consumes, queue it may send to, publishes events, reads the JWT secret, may invoke)
+_NEEDS: dict[str, dict[str, Any]] = {
+    "authorizer": {"secret": True},
+    "auth_resolver": {"secret": True, "publish": True},
+    "billing_resolver": {},
+    "stations_resolver": {},
+    "billing_consumer": {"consume": "billing", "publish": True},
+    "wallet_opener": {"consume": "wallets", "publish": True},
+    "reconcile_billing_dlq": {"consume": "billing-dlq", "send": "billing", "publish": True},
+    "reconcile_wallets_dlq": {"consume": "wallets-dlq", "send": "wallets", "publish": True},
+    # Transient OCM failures are re-driven by invoking the sync again (asynchronously).
+    "reconcile_ocm_sync_dlq": {"consume": "ocm-sync-dlq", "publish": True, "invoke": "ocm_sync"},
+    "ocm_sync": {"send": "ocm-sync-dlq", "publish": True},
+    "ocm_full_sweep": {"send": "ocm-sync-dlq", "publish": True},
+}
+
+
+def policy_file_name(stage: str, function: str) -> str:
+    return f"policy-{stage}-{function}.json"
+
+
+def _queue_arn(settings: Settings, short: str) -> str:
+    return f"arn:aws:sqs:*:*:{settings.queue_name(short)}"
+
+
+def policy_document(settings: Settings, function: str) -> dict[str, Any]:
+    """The IAM policy for ``function`` in ``settings.stage``."""
+    needs = _NEEDS[function]
+    lambda_name = f"{settings.app_name}-{settings.stage}-{function}"
+    log_group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{lambda_name}"
+    statements: list[dict[str, Any]] = [
+        {"Sid": "OwnLogGroup", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [log_group]},
+        {"Sid": "OwnLogStreams", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [f"{log_group}:*"]},
+    ]
+    if needs.get("consume"):
+        statements.append({
+            "Sid": "ConsumeQueue", "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                       "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "Resource": [_queue_arn(settings, needs["consume"])],
+        })
+    if needs.get("send"):
+        statements.append({
+            "Sid": "SendToQueue", "Effect": "Allow",
+            "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "Resource": [_queue_arn(settings, needs["send"])],
+        })
+    if needs.get("publish"):
+        statements.append({"Sid": "PublishToBus", "Effect": "Allow", "Action": ["events:PutEvents"],
+                           "Resource": [f"arn:aws:events:*:*:event-bus/{settings.event_bus_name}"]})
+    if needs.get("secret") and settings.jwt_key_secret_id:
+        # Secrets Manager appends "-" and six random characters to every secret ARN.
+        statements.append({"Sid": "ReadJwtKey", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                           "Resource": [f"arn:aws:secretsmanager:*:*:secret:{settings.jwt_key_secret_id}-??????"]})
+    if needs.get("invoke"):
+        target = f"{settings.app_name}-{settings.stage}-{needs['invoke']}"
+        statements.append({"Sid": "InvokeForRedrive", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+                           "Resource": [f"arn:aws:lambda:*:*:function:{target}"]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
+def stage_settings(stage: str, chalice_dir: Path = CHALICE_DIR) -> Settings:
+    """Settings as the stage's Lambdas see them (config.json environment over the defaults)."""
+    from appsync.deploy import settings_for_stage
+
+    return settings_for_stage(stage, chalice_dir, base_env={})
+
+
+def expected_files(chalice_dir: Path = CHALICE_DIR) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for stage in POLICY_STAGES:
+        settings = stage_settings(stage, chalice_dir)
+        for function in FUNCTIONS:
+            out[policy_file_name(stage, function)] = render(policy_document(settings, function))
+    return out
+
+
+def stale_files(chalice_dir: Path = CHALICE_DIR) -> list[str]:
+    """Policy files that are missing or differ from what the current config implies."""
+    stale = []
+    for name, text in expected_files(chalice_dir).items():
+        path = chalice_dir / name
+        if not path.exists() or path.read_text() != text:
+            stale.append(name)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appsync.policies", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if any policy file is stale; write nothing")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        for name in stale:
+            print(f"stale: .chalice/{name}")
+        return 1 if stale else 0
+    for name, text in expected_files().items():
+        path = CHALICE_DIR / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote .chalice/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
