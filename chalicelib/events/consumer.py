@@ -1,0 +1,275 @@
+"""The shared SQS batch runner: one record handler, partial failures, retry or dead-letter.
+
+Every queue consumer (billing, wallets, the DLQ reconcilers) runs its records
+through :func:`run_batch`, so failure handling is decided in one place:
+
+- success: the record is reported done and Lambda deletes it;
+- **permanent** failure (a contract ``ValidationError``, ``PermanentStoreError``,
+  :class:`PermanentError`, a body that is not an event): retrying cannot help,
+  so the record is sent straight to the queue's DLQ with message attributes
+  ``failureClass=permanent``, ``failureReason`` (human text, no PII),
+  ``sourceQueue``, ``errorType``, ``originalMessageId`` and ``redriveCount``
+  (copied when the record had one), then reported done so it leaves the source
+  queue. A queue without a DLQ keeps the record (reported failed);
+- **transient** failure (anything else: ``TransientStoreError``,
+  ``PublishError``, botocore errors, :class:`TransientError`, bugs): reported in
+  ``batchItemFailures`` and its visibility set to
+  ``min(cap, base * 2**(ApproximateReceiveCount-1))`` seconds (settings
+  ``SQS_BACKOFF_BASE_SECONDS`` / ``SQS_BACKOFF_CAP_SECONDS``). After
+  ``maxReceiveCount`` receives SQS's own redrive moves it to the DLQ *without*
+  a ``failureClass`` attribute: the reconciler reads that as transient-exhausted.
+
+Per record the logger carries ``correlation_id`` (the envelope's
+``correlationId``, else ``eventId``, else the bus event ``id``), ``messageId``,
+``sourceQueue`` and ``receiveCount``; the keys are cleared after each record.
+Metrics (flushed at the end of each batch): ``RecordsSucceeded``,
+``RecordsRetried``, ``RecordsDeadLettered`` and ``EventLatencyMs`` (from the
+event's ``occurredAt``, else ``endedAt``, else the bus ``time``, to handling),
+each with dimension ``queue``.
+
+The SQS record bodies are EventBridge events delivered by a bus rule:
+``{"version","id","detail-type","source","time",...,"detail":{...}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from chalicelib.contracts.errors import ValidationError
+from chalicelib.contracts.events import Event, parse_event
+from chalicelib.observability.logs import logger, scrub
+from chalicelib.observability.metrics import MetricUnit, metrics
+from chalicelib.store.errors import PermanentStoreError
+
+MAX_REASON_CHARS = 500
+
+
+class PermanentError(Exception):
+    """Raise from a record handler when retrying can never succeed; the message says why (no PII)."""
+
+
+class TransientError(Exception):
+    """Raise from a record handler when a later attempt may succeed (e.g. a prerequisite not there yet)."""
+
+
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (PermanentError, ValidationError, PermanentStoreError)
+
+
+@dataclass
+class Delivery:
+    """One SQS record as a record handler sees it."""
+
+    message_id: str
+    body: str
+    receive_count: int
+    source_queue: str
+    message_attributes: dict[str, str]
+    envelope: dict[str, Any] | None
+    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], source_queue: str) -> Delivery:
+        body = record.get("body") or ""
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            envelope = None
+        attrs = {name: value.get("stringValue") for name, value in (record.get("messageAttributes") or {}).items()
+                 if isinstance(value, Mapping) and value.get("stringValue") is not None}
+        try:
+            receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+        except ValueError:
+            receives = 1
+        return cls(
+            message_id=str(record.get("messageId", "")),
+            body=body,
+            receive_count=receives,
+            source_queue=source_queue,
+            message_attributes=attrs,
+            envelope=envelope if isinstance(envelope, dict) else None,
+            record=dict(record),
+        )
+
+    @property
+    def detail_type(self) -> str | None:
+        return (self.envelope or {}).get("detail-type")
+
+    @property
+    def detail(self) -> Mapping[str, Any]:
+        detail = (self.envelope or {}).get("detail")
+        return detail if isinstance(detail, Mapping) else {}
+
+    @property
+    def correlation_id(self) -> str | None:
+        detail = self.detail
+        for value in (detail.get("correlationId"), detail.get("eventId"), (self.envelope or {}).get("id")):
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def event(self, expected: str | None = None) -> Event:
+        """The validated contract event in the body; permanent errors for anything else."""
+        if self.envelope is None or "detail" not in self.envelope:
+            raise PermanentError("message body is not an EventBridge event (JSON object with 'detail')")
+        if expected is not None and self.detail_type != expected:
+            raise PermanentError(f"unexpected detail-type {self.detail_type!r} on this queue (expected {expected})")
+        return parse_event(self.detail_type, self.envelope["detail"])
+
+    def event_time(self) -> dt.datetime | None:
+        """When the fact happened, for the latency metric: occurredAt, endedAt, then the bus time."""
+        for value in (self.detail.get("occurredAt"), self.detail.get("endedAt"), (self.envelope or {}).get("time")):
+            if isinstance(value, str):
+                try:
+                    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                except ValueError:
+                    continue
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return None
+
+
+RecordHandler = Callable[[Delivery], Any]
+
+
+def backoff_seconds(receive_count: int, base: int, cap: int) -> int:
+    """Exponential back-off by receive count: base, 2*base, 4*base, ... capped."""
+    exponent = max(0, receive_count - 1)
+    return int(min(cap, base * (2 ** min(exponent, 30))))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, PII-free reason: the error's own message (ours never echo values), scrubbed and cut."""
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(scrub(text))[:MAX_REASON_CHARS]
+
+
+@dataclass
+class _Runner:
+    handle_record: RecordHandler
+    source_queue: str
+    settings: Any
+    sqs: Any
+    clock: Callable[[], dt.datetime]
+    _urls: dict[str, str] = field(default_factory=dict)
+
+    def queue_url(self, short: str) -> str:
+        if short not in self._urls:
+            name = self.settings.queue_name(short)
+            self._urls[short] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        return self._urls[short]
+
+    def dlq_short(self) -> str | None:
+        from appsync.topology import queue_spec
+
+        try:
+            return queue_spec(self.source_queue).dlq
+        except KeyError:
+            return None
+
+    def process(self, record: SQSRecord) -> None:
+        delivery = Delivery.from_record(record.raw_event, self.source_queue)
+        logger.thread_safe_append_keys(correlation_id=delivery.correlation_id, messageId=delivery.message_id,
+                                       sourceQueue=self.source_queue, receiveCount=delivery.receive_count)
+        try:
+            self._latency(delivery)
+            try:
+                self.handle_record(delivery)
+            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed silently
+                self._failed(delivery, exc)
+            else:
+                metrics.add_metric(name="RecordsSucceeded", unit=MetricUnit.Count, value=1)
+        finally:
+            logger.thread_safe_clear_keys()
+
+    def _latency(self, delivery: Delivery) -> None:
+        happened = delivery.event_time()
+        if happened is not None:
+            delay_ms = max(0.0, (self.clock() - happened).total_seconds() * 1000)
+            metrics.add_metric(name="EventLatencyMs", unit=MetricUnit.Milliseconds, value=delay_ms)
+
+    def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        if isinstance(exc, PERMANENT_ERRORS):
+            dlq = self.dlq_short()
+            if dlq is not None:
+                try:
+                    self._dead_letter(delivery, dlq, exc)
+                    return  # reported as success: it now lives in the DLQ, not the source queue
+                except Exception as send_error:  # noqa: BLE001 - cannot park it: keep it and retry
+                    logger.error("could not dead-letter a permanent failure; will retry",
+                                 extra={"errorType": type(send_error).__name__})
+        self._retry_later(delivery, exc)
+        raise exc
+
+    def _dead_letter(self, delivery: Delivery, dlq: str, exc: Exception) -> None:
+        reason = failure_reason(exc)
+        attributes = {
+            "failureClass": {"DataType": "String", "StringValue": "permanent"},
+            "failureReason": {"DataType": "String", "StringValue": reason},
+            "sourceQueue": {"DataType": "String", "StringValue": self.source_queue},
+            "errorType": {"DataType": "String", "StringValue": type(exc).__name__},
+        }
+        if delivery.message_id:
+            attributes["originalMessageId"] = {"DataType": "String", "StringValue": delivery.message_id}
+        redrive = (delivery.record.get("messageAttributes") or {}).get("redriveCount")
+        if isinstance(redrive, Mapping) and redrive.get("stringValue") is not None:
+            attributes["redriveCount"] = {"DataType": redrive.get("dataType") or "Number",
+                                          "StringValue": redrive["stringValue"]}
+        self.sqs.send_message(QueueUrl=self.queue_url(dlq), MessageBody=delivery.body or "{}",
+                              MessageAttributes=attributes)
+        metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
+        logger.warning("permanent failure: sent to the dead-letter queue",
+                       extra={"dlq": dlq, "errorType": type(exc).__name__, "failureReason": reason,
+                              "detailType": delivery.detail_type})
+
+    def _retry_later(self, delivery: Delivery, exc: Exception) -> None:
+        delay = backoff_seconds(delivery.receive_count, self.settings.sqs_backoff_base_seconds,
+                                self.settings.sqs_backoff_cap_seconds)
+        receipt = delivery.record.get("receiptHandle")
+        if receipt:
+            try:
+                self.sqs.change_message_visibility(QueueUrl=self.queue_url(self.source_queue),
+                                                   ReceiptHandle=receipt, VisibilityTimeout=delay)
+            except Exception as visibility_error:  # noqa: BLE001 - the queue's own timeout still applies
+                logger.warning("could not set the retry back-off", extra={"errorType": type(visibility_error).__name__})
+        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)
+        logger.warning("transient failure: will retry", extra={"errorType": type(exc).__name__,
+                                                               "failureReason": failure_reason(exc),
+                                                               "retryInSeconds": delay,
+                                                               "detailType": delivery.detail_type})
+
+
+def run_batch(event_dict: Mapping[str, Any], context: Any, handle_record: RecordHandler, *, source_queue: str,
+              settings: Any = None, sqs: Any = None, clock: Callable[[], dt.datetime] | None = None) -> dict:
+    """Run ``handle_record`` on each SQS record; return Lambda's ``{"batchItemFailures": [...]}``.
+
+    ``source_queue`` is the short name (``billing``, ``wallets``, ...), used to find the
+    queue's DLQ in ``appsync/topology.py``. ``settings``, ``sqs`` and ``clock`` default to
+    the composition root's; tests pass their own. The handler raises to fail a record
+    (see the module docstring for how the exception class decides retry or DLQ).
+    """
+    if settings is None or sqs is None or clock is None:
+        from chalicelib import bootstrap
+
+        settings = settings or bootstrap.settings()
+        sqs = sqs or bootstrap.aws_client("sqs")
+        clock = clock or bootstrap.utc_now
+    if not isinstance(event_dict.get("Records"), list) or not event_dict["Records"]:
+        return {"batchItemFailures": []}
+    runner = _Runner(handle_record, source_queue, settings, sqs, clock)
+    # Not raising on an all-failed batch: each record's back-off was set above, and
+    # reporting them as items keeps Lambda from retrying the whole batch at once.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    logger.thread_safe_clear_keys()
+    metrics.add_dimension(name="queue", value=source_queue)
+    try:
+        return process_partial_response(event=dict(event_dict), record_handler=runner.process,
+                                        processor=processor, context=context)
+    finally:
+        logger.thread_safe_clear_keys()
+        metrics.flush_metrics()
