@@ -1,0 +1,219 @@
+"""Reconciler and replay through their entry points: moto SQS/EventBridge, the embedded store.
+
+A capture queue behind a bus rule for BILLING_FAILED shows what the session
+service would receive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pytest
+
+from chalicelib import bootstrap
+from chalicelib.__main__ import main as cli_main
+from chalicelib.dlq.entry import reconcile
+
+
+class Ctx:
+    aws_request_id = "req-1"
+    function_name = "reconcile_billing_dlq"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60000
+
+
+def session(session_id: str | None = None, **over) -> dict:
+    return {"eventType": "SESSION_ENDED", "sessionId": session_id or str(uuid.uuid4()),
+            "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
+            "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z", **over}
+
+
+def bus_body(detail: dict) -> str:
+    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": detail["eventType"],
+                       "source": "jucr.session", "time": "2026-02-21T14:31:01Z", "detail": detail})
+
+
+@pytest.fixture
+def stage(aws, db, monkeypatch):
+    """moto + store, re-drives without delay, and a capture queue for BILLING_FAILED."""
+    monkeypatch.setenv("DLQ_REDRIVE_DELAY_SECONDS", "0")
+    monkeypatch.setenv("JUCR_NO_LOCAL_STACK", "1")
+    bootstrap.reset()
+    sqs, events = aws.client("sqs"), aws.client("events")
+    capture_url = sqs.create_queue(QueueName="capture")["QueueUrl"]
+    capture_arn = sqs.get_queue_attributes(QueueUrl=capture_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="capture", EventBusName=aws.settings.event_bus_name,
+                    EventPattern=json.dumps({"detail-type": ["BILLING_FAILED"]}))
+    events.put_targets(Rule="capture", EventBusName=aws.settings.event_bus_name,
+                       Targets=[{"Id": "capture", "Arn": capture_arn}])
+    aws.captured = lambda: [json.loads(m["Body"])["detail"] for m in _drain(sqs, capture_url)]
+    return aws
+
+
+def _drain(sqs, url: str) -> list[dict]:
+    out = []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                     AttributeNames=["All"]).get("Messages", []):
+        for message in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        out.extend(got)
+    return out
+
+
+def put_dead(aws, body: str, **attrs: str) -> None:
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url("billing-dlq"), MessageBody=body, MessageAttributes={
+        k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()})
+
+
+def lambda_event(messages: list[dict]) -> dict:
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": m.get("Attributes", {}), "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-central-1:123456789012:jucr-test-billing-dlq", "awsRegion": "eu-central-1",
+        "messageAttributes": {k: {"stringValue": v["StringValue"], "dataType": "String"}
+                              for k, v in (m.get("MessageAttributes") or {}).items()},
+    } for m in messages]}
+
+
+def run_reconciler(aws) -> tuple[dict, list[dict]]:
+    """Deliver whatever is in billing-dlq to the reconciler once, as Lambda would."""
+    messages = aws.receive_all("billing-dlq")
+    return reconcile("billing-dlq", lambda_event(messages), Ctx()), messages
+
+
+def test_poison_session_gets_billing_failed_audited_and_a_duplicate_is_handled_once(stage, db):
+    detail = session(energyKwh="lots")
+    body = bus_body(detail)
+    put_dead(stage, body, failureClass="permanent", failureReason="energyKwh: not a number", sourceQueue="billing")
+    result, messages = run_reconciler(stage)
+    assert result == {"batchItemFailures": []}
+    [failed] = stage.captured()
+    assert (failed["sessionId"], failed["userId"]) == (detail["sessionId"], detail["userId"])
+    assert failed["originalEventId"] == json.loads(body)["id"] and failed["reason"].startswith("invalid payload")
+    [record] = list(db.dead_letters.find())
+    assert (record["action"], record["status"], record["eventType"]) == ("billing_failed", "done", "SESSION_ENDED")
+    assert record["businessKey"] == {"sessionId": detail["sessionId"], "userId": detail["userId"]}
+
+    # The same dead letter delivered again (at-least-once): no second event, no second record.
+    assert reconcile("billing-dlq", lambda_event(messages), Ctx()) == {"batchItemFailures": []}
+    assert stage.captured() == []
+    assert db.dead_letters.count_documents({}) == 1
+
+
+def test_transient_dead_letters_are_redriven_a_bounded_number_of_times(stage, db):
+    put_dead(stage, bus_body(session()))
+    limit = stage.settings.redrive_limit
+    for expected in range(1, limit + 1):
+        run_reconciler(stage)
+        [back] = stage.receive_all("billing")  # the consumer fails it again...
+        assert back["MessageAttributes"]["redriveCount"]["StringValue"] == str(expected)
+        attrs = {k: v["StringValue"] for k, v in back["MessageAttributes"].items()}
+        put_dead(stage, back["Body"], **attrs)  # ...and SQS moves it to the DLQ after maxReceiveCount
+        assert stage.captured() == []
+    run_reconciler(stage)
+    assert stage.receive_all("billing") == []
+    [failed] = stage.captured()
+    assert f"after {limit} re-drive(s)" in failed["reason"]
+    actions = sorted(r["action"] for r in db.dead_letters.find())
+    assert actions == ["billing_failed"] + ["redriven"] * limit
+
+
+def test_a_failing_store_reports_the_record_as_a_batch_failure(stage, monkeypatch):
+    put_dead(stage, bus_body(session()))
+
+    def broken(self, record):
+        from chalicelib.store import TransientStoreError
+
+        raise TransientStoreError("store unavailable")
+
+    monkeypatch.setattr("chalicelib.dlq.repository.DeadLetterRepository.claim", broken)
+    messages = stage.receive_all("billing-dlq")
+    event = lambda_event(messages)
+    event["Records"].append(dict(event["Records"][0], messageId="ok-neighbour", body="not json"))
+    monkeypatch.setattr("chalicelib.dlq.repository.DeadLetterRepository.claim",
+                        lambda self, record: None if record["messageId"] == "ok-neighbour" else broken(self, record))
+    result = reconcile("billing-dlq", event, Ctx())
+    assert result == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+
+
+def cli(capsys, *args: str) -> list[dict]:
+    code = cli_main(["dlq", *args])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert code == 0, lines
+    return lines
+
+
+def test_replay_dry_run_changes_nothing_then_replays_once_and_skips_invoiced_and_invalid(stage, db, capsys):
+    fixed = session()
+    invoiced = session()
+    put_dead(stage, bus_body(fixed), failureClass="permanent", failureReason="tariff missing")
+    put_dead(stage, bus_body(invoiced), failureClass="permanent", failureReason="tariff missing")
+    put_dead(stage, bus_body(session(durationMinutes=-5)), failureClass="permanent", failureReason="bad")
+    run_reconciler(stage)
+    capsys.readouterr()  # the reconciler's logs and metrics
+    assert len(stage.captured()) == 3
+    db.invoices.insert_one({"_id": "inv-1", "sessionId": invoiced["sessionId"]})
+    before = sorted(map(str, db.dead_letters.find()))
+
+    [summary, *rows] = cli(capsys, "replay", "--queue", "billing-dlq")
+    assert summary["dryRun"] is True and summary["wouldReplay"] == 1
+    verdicts = {r["businessKey"]["sessionId"]: r["verdict"] for r in rows}
+    assert verdicts[fixed["sessionId"]] == "replay" and verdicts[invoiced["sessionId"]] == "already-applied"
+    assert sorted(verdicts.values()) == ["already-applied", "invalid", "replay"]
+    assert sorted(map(str, db.dead_letters.find())) == before
+    assert stage.receive_all("billing") == []
+
+    [summary, *rows] = cli(capsys, "replay", "--queue", "billing-dlq", "--execute", "--operator", "oncall-1")
+    assert summary["replayed"] == 1
+    [sent] = stage.receive_all("billing")
+    assert json.loads(sent["Body"])["detail"]["sessionId"] == fixed["sessionId"]
+    assert sent["MessageAttributes"]["replayCount"]["StringValue"] == "1"
+
+    [summary, *_] = cli(capsys, "replay", "--queue", "billing-dlq", "--execute", "--operator", "oncall-1")
+    assert summary["toReplay"] == 0 and stage.receive_all("billing") == []
+
+    audit = cli(capsys, "audit", "--queue", "billing-dlq")
+    replays = [r for r in audit if r["kind"] == "replay" and r["action"] == "replay"]
+    assert [(r["operator"], r["result"]["outcome"]) for r in replays] == [("oncall-1", "replayed")]
+    assert {r["action"] for r in audit if r["kind"] == "replay"} >= {"skip:already-applied", "skip:invalid"}
+    assert all("body" not in r for r in audit)
+
+
+def test_replay_of_messages_still_in_the_queue_deletes_them_and_list_does_not(stage, capsys):
+    detail = session()
+    put_dead(stage, bus_body(detail))
+    listed = cli(capsys, "list", "--queue", "billing-dlq")
+    assert [r["businessKey"]["sessionId"] for r in listed] == [detail["sessionId"]]
+    assert listed[0]["origin"] == "queue"
+    shown = cli(capsys, "show", "--queue", "billing-dlq", listed[0]["messageId"])
+    assert shown[0]["body"]["sessionId"] == detail["sessionId"]
+    [summary, *_] = cli(capsys, "replay", "--queue", "billing-dlq", "--execute", "--operator", "me")
+    assert summary["replayed"] == 1
+    assert len(stage.receive_all("billing")) == 1
+    assert stage.receive_all("billing-dlq") == []
+
+
+def test_more_than_five_need_confirmation(stage, monkeypatch, capsys):
+    for _ in range(6):
+        put_dead(stage, bus_body(session()))
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    code = cli_main(["dlq", "replay", "--queue", "billing-dlq", "--execute"])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and out[0]["aborted"] is True
+    assert stage.receive_all("billing") == []
+    [summary, *_] = cli(capsys, "replay", "--queue", "billing-dlq", "--execute", "--yes", "--max", "10")
+    assert summary["replayed"] == 6 and len(stage.receive_all("billing")) == 6
+
+
+def test_filters_and_unknown_queue(stage, capsys):
+    put_dead(stage, bus_body(session()))
+    assert cli(capsys, "list", "--queue", "billing-dlq", "--event-type", "USER_REGISTERED") == []
+    assert cli(capsys, "list", "--queue", "billing-dlq", "--older-than", "1d") == []
+    assert len(cli(capsys, "list", "--queue", "billing-dlq", "--newer-than", "1h")) == 1
+    with pytest.raises(SystemExit):
+        cli_main(["dlq", "list", "--queue", "nope"])
+    assert "valid queues: billing-dlq" in capsys.readouterr().err
