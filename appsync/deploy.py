@@ -112,8 +112,8 @@ def teardown(clients: Clients, settings: Settings, deployed: Deployed | None, ch
     _appsync(clients, settings, changes, deployed).teardown()
     Wiring(clients, settings, changes, deployed).teardown()
     alarms = _alarms_module()
-    if alarms is not None and hasattr(alarms, "teardown_alarms"):
-        alarms.teardown_alarms(clients, settings, changes)
+    if alarms is not None:
+        alarms.delete_alarms(clients, settings, changes)
     _teardown_messaging(clients, settings, changes)
     return changes
 
