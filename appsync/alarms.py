@@ -7,8 +7,10 @@ second run reports only "unchanged". ``docs/runbook.md`` has one section per
 alarm, under the alarm's name suffix (e.g. ``billing-dlq-depth``).
 
 Our own metrics come from Powertools ``Metrics`` (namespace ``JUCR``), which
-adds the dimension ``service=jucr`` to every metric: the alarms select that
-dimension, or they would watch a metric that never receives data.
+adds the dimension ``service=jucr`` to every metric, and the shared batch runner
+adds ``queue=<short name>`` to the metrics of queue consumers: an alarm must
+select exactly the dimensions a metric is published with, or it watches a
+metric that never receives data.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from chalicelib.config import Settings
 
 NAMESPACE = "JUCR"
 SERVICE_DIMENSION = [{"Name": "service", "Value": "jucr"}]
+
+
+def _queue_dimensions(short: str) -> list[dict[str, str]]:
+    return [*SERVICE_DIMENSION, {"Name": "queue", "Value": short}]
 MAX_EVALUATION_SECONDS = 7 * 86400
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -82,11 +88,12 @@ def _dlq_alarms(settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
-def _count_alarm(settings: Settings, suffix: str, metric: str, description: str) -> dict[str, Any]:
+def _count_alarm(settings: Settings, suffix: str, metric: str, queue: str, description: str,
+                 anchor: str | None = None) -> dict[str, Any]:
     return {
         "AlarmName": alarm_name(settings, suffix),
-        "AlarmDescription": f"{description} Runbook: docs/runbook.md#{suffix}",
-        "Namespace": NAMESPACE, "MetricName": metric, "Dimensions": SERVICE_DIMENSION,
+        "AlarmDescription": f"{description} Runbook: docs/runbook.md#{anchor or suffix}",
+        "Namespace": NAMESPACE, "MetricName": metric, "Dimensions": _queue_dimensions(queue),
         "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1,
         "Threshold": 0.0, "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
     }
@@ -134,7 +141,7 @@ def _latency_alarm(settings: Settings) -> dict[str, Any]:
         "AlarmName": alarm_name(settings, "billing-latency-p99"),
         "AlarmDescription": f"p99 of SESSION_ENDED-to-billed latency above {settings.billing_latency_slo_ms} ms "
                             "for 15 minutes. Runbook: docs/runbook.md#billing-latency-p99",
-        "Namespace": NAMESPACE, "MetricName": "EventLatencyMs", "Dimensions": SERVICE_DIMENSION,
+        "Namespace": NAMESPACE, "MetricName": "EventLatencyMs", "Dimensions": _queue_dimensions("billing"),
         "ExtendedStatistic": "p99", "Period": 300, "EvaluationPeriods": 3, "DatapointsToAlarm": 3,
         "Threshold": float(settings.billing_latency_slo_ms), "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching",
@@ -144,10 +151,14 @@ def _latency_alarm(settings: Settings) -> dict[str, Any]:
 def desired_alarms(settings: Settings, topic_arn: str) -> list[dict[str, Any]]:
     """Every alarm this stage should have, as ``put_metric_alarm`` arguments."""
     alarms = _dlq_alarms(settings)
-    alarms.append(_count_alarm(settings, "billing-failed", "BillingFailed",
+    alarms.append(_count_alarm(settings, "billing-failed", "BillingFailed", "billing-dlq",
                                "The reconciler gave up on at least one session and published BILLING_FAILED."))
-    alarms.append(_count_alarm(settings, "dead-letters-parked", "DeadLetterParked",
-                               "The reconciler parked a dead letter it could neither re-drive nor compensate."))
+    alarms.extend(
+        _count_alarm(settings, f"{spec.short}-parked", "DeadLetterParked", spec.short,
+                     f"The reconciler parked a dead letter from {spec.short} that it could neither re-drive nor "
+                     "compensate.", anchor="dead-letters-parked")
+        for spec in QUEUES if spec.is_dlq
+    )
     alarms.extend(_error_rate_alarm(settings, fn) for fn in FUNCTION_TIMEOUTS)
     ocm = _ocm_sync_alarm(settings)
     if ocm:

@@ -35,6 +35,7 @@ ATTR_FAILURE_REASON = "failureReason"
 ATTR_SOURCE_QUEUE = "sourceQueue"
 ATTR_REDRIVE_COUNT = "redriveCount"
 ATTR_REPLAY_COUNT = "replayCount"
+ATTR_ORIGINAL_MESSAGE_ID = "originalMessageId"
 # Set by EventBridge target DLQs and Lambda async-invocation DLQs.
 _FOREIGN_ERROR_ATTRS = ("ERROR_MESSAGE", "ErrorMessage", "ERROR_CODE", "ErrorCode")
 
@@ -184,9 +185,15 @@ def letter_key(dlq: str, letter: DeadLetter, reading: Reading) -> str:
 
     The bus event id (or the body's md5 when there is none) plus where the
     message is in its history: each re-drive and each replay is a new life.
+    Two copies of one dead letter (SQS at-least-once, a consumer that sent it
+    twice) share the key; so do two bus deliveries of one event.
     """
     origin = reading.bus_event_id or reading.original_event_id or f"md5-{letter.md5}"
-    return f"{dlq}:{origin}:r{letter.redrive_count}:p{letter.replay_count}"
+    key = f"{dlq}:{origin}:r{letter.redrive_count}:p{letter.replay_count}"
+    # The batch runner dead-letters a permanent failure with the source message's id but
+    # without ``replayCount``: that id tells a replay that failed again from its original.
+    source_message = letter.attributes.get(ATTR_ORIGINAL_MESSAGE_ID)
+    return f"{key}:{source_message}" if source_message else key
 
 
 def storable_body(body: str) -> Any:

@@ -26,7 +26,9 @@ def test_alarms_exist_notify_the_topic_and_are_idempotent(aws):
         age = alarms[f"jucr-test-{dlq}-oldest-age"]
         assert age["Threshold"] == float(aws.settings.dlq_age_alarm_seconds)
     assert alarms["jucr-test-billing-failed"]["MetricName"] == "BillingFailed"
-    assert alarms["jucr-test-billing-failed"]["Dimensions"] == [{"Name": "service", "Value": "jucr"}]
+    assert alarms["jucr-test-billing-failed"]["Dimensions"] == [{"Name": "service", "Value": "jucr"},
+                                                                {"Name": "queue", "Value": "billing-dlq"}]
+    assert "jucr-test-wallets-dlq-parked" in alarms
     rate = alarms["jucr-test-billing_consumer-error-rate"]
     assert {m["Id"] for m in rate["Metrics"]} == {"rate", "errors", "invocations"}
     stalled = alarms["jucr-test-ocm-sync-stalled"]

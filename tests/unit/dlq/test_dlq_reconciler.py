@@ -192,3 +192,17 @@ def test_pii_in_a_poison_body_is_not_kept(parts):
     body = bus_body({"sessionId": SESSION["sessionId"], "email": "driver@example.com", "note": "x@y.example"})
     decision = reconciler.handle("billing-dlq", letter(body, failureClass="permanent"))
     assert "example" not in json.dumps(audit.docs[decision.key], default=str)
+
+
+def test_a_replay_that_fails_permanently_again_is_a_new_dead_letter(parts):
+    reconciler, _, _, publisher = parts
+    body = bus_body({"sessionId": SESSION["sessionId"]})
+    first = reconciler.handle("billing-dlq", letter(body, failureClass="permanent", originalMessageId="src-1"))
+    copy_of_first = reconciler.handle("billing-dlq", letter(body, "m-9", failureClass="permanent",
+                                                             originalMessageId="src-1"))
+    # The batch runner drops replayCount when it dead-letters, but the replayed message had a new id.
+    after_replay = reconciler.handle("billing-dlq", letter(body, "m-10", failureClass="permanent",
+                                                            originalMessageId="src-2"))
+    assert (first.action, copy_of_first.action, after_replay.action) == (
+        BILLING_FAILED_ACTION, DUPLICATE, BILLING_FAILED_ACTION)
+    assert len(publisher.published) == 2
