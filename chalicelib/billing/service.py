@@ -25,8 +25,10 @@ import base64
 import binascii
 import datetime as dt
 import json
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -47,6 +49,9 @@ from chalicelib.events.publisher import OutgoingEvent, Publisher
 INVOICE_NAMESPACE = uuid.UUID("3d0f2c55-7a0e-4b8e-a3c9-6c1f4f7f9b21")
 STEPS = ("number_reserved", "invoice_stored", "ledger_entry_stored", "wallet_debited", "ledger_entry_settled",
          "invoice_settled", "events_published", "invoice_marked")
+LOCK_LEASE_SECONDS = 20
+LOCK_TRIES = 20
+LOCK_WAIT_SECONDS = 0.02
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -94,6 +99,7 @@ class BillingDeps:
     clock: Callable[[], dt.datetime]
     policy: BillingPolicy
     checkpoint: Callable[[str], None] = field(default=lambda step: None)
+    sleep: Callable[[float], None] = time.sleep
 
     def now(self) -> dt.datetime:
         return _ms(self.clock())
@@ -190,14 +196,15 @@ def reserve_number(repo: BillingRepository, prefix: str, key: str, year: int) ->
     """An ordered number per year for ``key``, the same one however often this runs.
 
     The reservation (keyed by ``key``) is read first, so a retry after the number was
-    reserved reuses it. A crash between taking and reserving is repaired by the
-    counter's ``lastKey`` guard unless another key took a number in between; only then
-    (and for concurrent duplicate deliveries) is a number skipped: gaps, never duplicates.
+    reserved reuses it. A crash between claiming and reserving is repaired when the
+    retry's probe meets its own claim; only a concurrent duplicate delivery, or another
+    key advancing the hint past the crashed claim, skips a number: gaps, never duplicates.
     """
     reservation = repo.reserved_number(key)
     if reservation is None:
         series = f"{prefix}-{year}"
         reservation = repo.reserve_number(key, series, repo.take_number(series, key))
+        repo.advance_hint(series, int(reservation["seq"]))
     return f"{reservation['series']}-{int(reservation['seq']):06d}"
 
 
@@ -226,17 +233,39 @@ def _collect_payment(deps: BillingDeps, invoice: Mapping[str, Any], final_attemp
 
 
 def _apply(deps: BillingDeps, wallet_id: str, entry: Mapping[str, Any], guard_floor: bool) -> str:
-    """Apply a PENDING entry to the balance at most once; settle the entry's status."""
+    """Apply a PENDING entry to the balance at most once (under the wallet's lock); settle its status."""
     floor = deps.policy.floor_cents if guard_floor else None
-    applied = deps.repo.apply_entry(wallet_id, entry["_id"], entry["amountCents"], floor, deps.now())
-    if not applied:  # either applied by an earlier attempt, or the balance does not cover it
-        wallet = deps.repo.wallet(wallet_id) or {}
-        applied = entry["_id"] in (wallet.get("applied") or [])
-    deps.checkpoint("wallet_debited")
+    with wallet_lock(deps, wallet_id):
+        applied = deps.repo.apply_entry(wallet_id, entry["_id"], entry["amountCents"], floor, deps.now())
+        if not applied:  # either applied by an earlier attempt, or the balance does not cover it
+            wallet = deps.repo.wallet(wallet_id) or {}
+            applied = entry["_id"] in (wallet.get("applied") or [])
+        deps.checkpoint("wallet_debited")
     status = "APPLIED" if applied else "REJECTED"
     deps.repo.set_entry_status(entry["_id"], status, None if applied else "INSUFFICIENT_FUNDS")
     deps.checkpoint("ledger_entry_settled")
     return status
+
+
+@contextmanager
+def wallet_lock(deps: BillingDeps, wallet_id: str) -> Iterator[None]:
+    """One writer per wallet: a lease lock taken by unique insert (see ``acquire_lock``).
+
+    A killed holder's lease expires after ``LOCK_LEASE_SECONDS``; a busy wallet after a
+    short wait is a transient failure, so the message is retried with back-off.
+    """
+    owner = str(uuid.uuid4())
+    name = f"wallet:{wallet_id}"
+    for attempt in range(LOCK_TRIES):
+        if deps.repo.acquire_lock(name, owner, deps.now(), LOCK_LEASE_SECONDS):
+            break
+        deps.sleep(LOCK_WAIT_SECONDS * (attempt + 1))
+    else:
+        raise TransientError("wallet busy; retrying later")
+    try:
+        yield
+    finally:
+        deps.repo.release_lock(name, owner)
 
 
 def events_for(invoice: Mapping[str, Any]) -> list[OutgoingEvent]:
