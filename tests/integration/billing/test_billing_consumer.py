@@ -1,0 +1,135 @@
+"""The SQS batch runner and billing entry points against moto SQS/EventBridge and the embedded store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from chalicelib import bootstrap
+from chalicelib.billing import entry
+from chalicelib.events.consumer import TransientError, backoff_seconds, run_batch
+from chalicelib.store import TransientStoreError
+
+SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
+        "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
+        "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z"}
+
+
+def bus_event(detail_type: str, detail: dict) -> str:
+    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": "jucr.session",
+                       "account": "123456789012", "time": "2026-02-21T14:31:01Z", "region": "eu-central-1",
+                       "resources": [], "detail": detail})
+
+
+def receive(aws, short: str, bodies: list[str], attributes: dict | None = None) -> dict:
+    """Put bodies on the queue and receive them back as Lambda's SQS event (real receipt handles)."""
+    url = aws.queue_url(short)
+    sqs = aws.client("sqs")
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes or {})
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                              MessageAttributeNames=["All"])["Messages"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    records = [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": m["Attributes"], "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+        "eventSourceARN": arn, "awsRegion": "eu-central-1",
+        "messageAttributes": {k: {"stringValue": v.get("StringValue"), "dataType": v["DataType"]}
+                              for k, v in (m.get("MessageAttributes") or {}).items()},
+    } for m in got]
+    return {"Records": records}
+
+
+def registered(user_id: str) -> str:
+    return bus_event("USER_REGISTERED", {"eventType": "USER_REGISTERED", "userId": user_id,
+                                         "registeredAt": "2026-02-20T10:00:00Z", "eventId": str(uuid.uuid4())})
+
+
+def test_wallet_opened_then_session_billed_through_the_queues(aws, db):
+    result = entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])] * 2), None)
+    assert result == {"batchItemFailures": []}
+    assert db.wallets.find_one({"_id": SEED["userId"]})["balanceCents"] == 5000
+
+    bodies = [bus_event("SESSION_ENDED", SEED) for _ in range(3)]  # three deliveries of the same session
+    assert entry.handle_sessions(receive(aws, "billing", bodies), None) == {"batchItemFailures": []}
+    assert db.invoices.count_documents({}) == 1
+    assert db.wallets.find_one({"_id": SEED["userId"]})["balanceCents"] == 5000 - 1040
+
+    me = {"identity": {"resolverContext": {"userId": SEED["userId"]}}}
+    wallet = entry.resolve({**me, "info": {"fieldName": "wallet"}, "arguments": {}}, None)
+    assert wallet["balance"] == "39.60" and wallet["currency"] == "EUR"
+    page = entry.resolve({**me, "info": {"fieldName": "invoices"}, "arguments": {"first": 5}}, None)
+    assert [(i["total"], i["status"]) for i in page["items"]] == [("10.40", "PAID")]
+    one = entry.resolve({**me, "info": {"fieldName": "invoice"}, "arguments": {"id": page["items"][0]["id"]}}, None)
+    assert one["net"] == "8.74" and one["vat"] == "1.66"
+
+
+def test_poison_record_goes_straight_to_the_dlq_and_neighbours_succeed(aws, db):
+    entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])]), None)
+    poison = bus_event("SESSION_ENDED", {**SEED, "energyKwh": "lots", "sessionId": str(uuid.uuid4())})
+    event = receive(aws, "billing", [poison, bus_event("SESSION_ENDED", SEED), "not json"],
+                    attributes={"redriveCount": {"DataType": "Number", "StringValue": "2"}})
+    assert entry.handle_sessions(event, None) == {"batchItemFailures": []}
+    assert db.invoices.count_documents({}) == 1
+    dead = aws.receive_all("billing-dlq")
+    assert len(dead) == 2
+    by_body = {m["Body"]: m["MessageAttributes"] for m in dead}
+    attrs = by_body[poison]
+    assert attrs["failureClass"]["StringValue"] == "permanent"
+    assert attrs["sourceQueue"]["StringValue"] == "billing"
+    assert attrs["redriveCount"]["StringValue"] == "2"
+    assert "energyKwh" in attrs["failureReason"]["StringValue"]
+    assert "EventBridge event" in by_body["not json"]["failureReason"]["StringValue"]
+    assert aws.receive_all("billing") == [], "permanent failures leave the source queue"
+
+
+def test_missing_wallet_is_retried_with_backoff_then_billed(aws, db):
+    event = receive(aws, "billing", [bus_event("SESSION_ENDED", SEED)])
+    result = entry.handle_sessions(event, None)
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert aws.receive_all("billing-dlq") == []
+    entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])]), None)
+    # back-off base is 0 in tests: the message is visible again at once, with receive count 2
+    again = receive(aws, "billing", [])
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in again["Records"]] == ["2"]
+    assert entry.handle_sessions(again, None) == {"batchItemFailures": []}
+    assert db.wallets.find_one({"_id": SEED["userId"]})["balanceCents"] == 3960
+
+
+def test_transient_errors_set_exponential_visibility_and_are_reported(aws, monkeypatch):
+    calls = []
+    sqs = aws.client("sqs")
+    original = sqs.change_message_visibility
+
+    def spy(**kwargs):
+        calls.append(kwargs["VisibilityTimeout"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(sqs, "change_message_visibility", spy)
+    settings = bootstrap.settings().__class__(**{**bootstrap.settings().__dict__, "sqs_backoff_base_seconds": 2,
+                                                 "sqs_backoff_cap_seconds": 300})
+    failures = iter([TransientStoreError("down"), TransientError("later")])
+
+    def handler(delivery):
+        raise next(failures)
+
+    event = receive(aws, "billing", [bus_event("SESSION_ENDED", SEED), bus_event("SESSION_ENDED", SEED)])
+    event["Records"][1]["attributes"]["ApproximateReceiveCount"] = "4"
+    result = run_batch(event, None, handler, source_queue="billing", settings=settings, sqs=sqs)
+    assert len(result["batchItemFailures"]) == 2
+    assert calls == [2, 16]
+    assert [backoff_seconds(n, 2, 300) for n in (1, 2, 3, 4, 5, 12)] == [2, 4, 8, 16, 32, 300]
+
+
+def test_resolver_refuses_anonymous_and_unknown_fields(aws):
+    from chalicelib.contracts.errors import NotFound, Unauthorized, ValidationError
+
+    with pytest.raises(Unauthorized):
+        entry.resolve({"identity": None, "info": {"fieldName": "wallet"}}, None)
+    with pytest.raises(ValidationError):
+        entry.resolve({"identity": {"resolverContext": {"userId": "u"}}, "info": {"fieldName": "me"}}, None)
+    with pytest.raises(NotFound):
+        entry.resolve({"identity": {"resolverContext": {"userId": "u"}}, "info": {"fieldName": "invoice"},
+                       "arguments": {"id": str(uuid.uuid4())}}, None)
