@@ -202,14 +202,14 @@ class AppSyncApi:
         expires = int(self.now()) + API_KEY_DAYS * 86400
         if not keys:
             key = appsync.create_api_key(apiId=api["apiId"], description=API_KEY_DESCRIPTION, expires=expires)
-            self.changes.record("created", "api key", key["apiKey"]["id"])
+            self.changes.record("created", "api key", _masked(key["apiKey"]["id"]))
             return key["apiKey"]["id"]
         key = keys[0]
         if int(key.get("expires", 0)) - self.now() < API_KEY_RENEW_DAYS * 86400:
             appsync.update_api_key(apiId=api["apiId"], id=key["id"], expires=expires)
-            self.changes.record("updated", "api key", f"{key['id']} (expiry renewed)")
+            self.changes.record("updated", "api key", f"{_masked(key['id'])} (expiry renewed)")
         else:
-            self.changes.record("unchanged", "api key", key["id"])
+            self.changes.record("unchanged", "api key", _masked(key["id"]))
         return key["id"]
 
     def ensure_schema(self, api: dict[str, Any], timeout: float = 300.0) -> None:
@@ -426,6 +426,11 @@ class AppSyncApi:
             iam.delete_role_policy(RoleName=name, PolicyName=policy)
         iam.delete_role(RoleName=name)
         self.changes.record("deleted", "iam role", name)
+
+
+def _masked(key_id: str) -> str:
+    """The API key id *is* the key: print only enough to tell keys apart."""
+    return f"{key_id[:6]}..."
 
 
 def _source_arn(statement: dict[str, Any]) -> str | None:
