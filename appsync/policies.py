@@ -48,8 +48,8 @@ _NEEDS: dict[str, dict[str, Any]] = {
     "wallet_opener": {"consume": "wallets", "publish": True},
     "reconcile_billing_dlq": {"consume": "billing-dlq", "send": "billing", "publish": True},
     "reconcile_wallets_dlq": {"consume": "wallets-dlq", "send": "wallets", "publish": True},
-    # Transient OCM failures are re-driven by invoking the sync again (asynchronously).
-    "reconcile_ocm_sync_dlq": {"consume": "ocm-sync-dlq", "publish": True, "invoke": "ocm_sync"},
+    # No source queue to re-drive to (chalicelib.dlq.letters.source_queue_of): it records and publishes only.
+    "reconcile_ocm_sync_dlq": {"consume": "ocm-sync-dlq", "publish": True},
     "ocm_sync": {"send": "ocm-sync-dlq", "publish": True},
     "ocm_full_sweep": {"send": "ocm-sync-dlq", "publish": True},
 }
