@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     settings_cmd = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     settings_cmd.set_defaults(func=_print_settings)
+    indexes_cmd = sub.add_parser("indexes", help="create every collection index (idempotent; run at deploy)")
+    indexes_cmd.set_defaults(func=_ensure_indexes)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -52,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _print_settings(args: argparse.Namespace) -> int:
     print(json.dumps(load_settings().redacted(), indent=2))
+    return 0
+
+
+def _ensure_indexes(args: argparse.Namespace) -> int:
+    from chalicelib import bootstrap
+    from chalicelib.store import StoreError, ensure_indexes
+
+    try:
+        names = ensure_indexes(bootstrap.database(), bootstrap.all_index_specs())
+    except StoreError as exc:
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}), file=sys.stderr)
+        return 1
+    print(json.dumps({"indexes": names}))
     return 0
 
 

@@ -50,3 +50,13 @@ def test_cli_uses_the_running_stack(local_stack):
     settings = json.loads(result.stdout)
     assert settings["aws_endpoint_url"].startswith("http://127.0.0.1:")
     assert settings["mongodb_uri"] == "***"
+
+
+def test_cli_creates_every_index_idempotently(local_stack):
+    first = local_stack.cli("indexes")
+    assert first.returncode == 0, first.stderr
+    names = json.loads(first.stdout)["indexes"]
+    assert any(n.startswith("users.") for n in names)
+    assert any(n.startswith("invoices.") for n in names)
+    again = local_stack.cli("indexes")
+    assert json.loads(again.stdout)["indexes"] == names
