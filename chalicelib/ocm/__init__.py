@@ -1,0 +1,1 @@
+"""OpenChargeMap mirror: HTTP client, record mapping, sync worker, station queries."""

@@ -1,0 +1,84 @@
+"""Lambda glue for the OCM mirror: the scheduled sync and the stations resolver.
+
+The only module of the domain that touches ``bootstrap``: it builds the client,
+repository and publisher from settings and hands them to the logic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from chalicelib import bootstrap
+from chalicelib.config import Settings
+
+_index_lock = threading.Lock()
+_indexed: set[str] = set()
+
+
+def repository():
+    """The mirror repository, with its indexes ensured once per process (the unique ocm_id matters)."""
+    from chalicelib.ocm.repository import INDEXES, MirrorRepository
+    from chalicelib.store import ensure_indexes
+
+    settings = bootstrap.settings()
+    db = bootstrap.database()
+    key = f"{settings.mongodb_uri}|{settings.mongodb_db}"
+    if key not in _indexed:
+        with _index_lock:
+            if key not in _indexed:
+                ensure_indexes(db, INDEXES)
+                _indexed.add(key)
+    return MirrorRepository(db, max_batch_ops=settings.mongodb_max_batch_ops)
+
+
+def client(settings: Settings):
+    from chalicelib.ocm.client import ClientConfig, OcmClient, countries_from_setting
+
+    return OcmClient(ClientConfig(
+        base_url=settings.ocm_api_url,
+        api_key=settings.ocm_api_key,
+        timeout_seconds=settings.ocm_timeout_seconds,
+        retries=settings.ocm_retries,
+        countries=tuple(countries_from_setting(settings.ocm_countries)),
+    ))
+
+
+def sync_options(settings: Settings, full: bool, max_pages: int | None = None):
+    from chalicelib.ocm.client import countries_from_setting
+    from chalicelib.ocm.sync import SyncOptions
+
+    return SyncOptions(full=full, page_size=settings.ocm_page_size,
+                       overlap=dt.timedelta(minutes=settings.ocm_overlap_minutes),
+                       countries=tuple(countries_from_setting(settings.ocm_countries)), max_pages=max_pages)
+
+
+def scheduled_sync(full: bool, context: Any) -> dict[str, Any]:
+    """Schedule tick: sync until done or until the Lambda's time runs short; publish the result."""
+    from chalicelib.ocm.sync import Deadline, SyncDeps, run_sync
+
+    settings = bootstrap.settings()
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    deadline = Deadline(remaining_ms=remaining, budget_seconds=settings.ocm_time_budget_seconds)
+    source = client(settings)
+    try:
+        deps = SyncDeps(source=source, repo=repository(), publisher=bootstrap.publisher(), clock=bootstrap.utc_now)
+        return run_sync(deps, sync_options(settings, full), deadline,
+                        correlation_id=getattr(context, "aws_request_id", None))
+    finally:
+        source.close()
+
+
+def resolve(event: dict[str, Any], context: Any) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """Dispatch ``stationsNear`` and ``station``; bad arguments raise ``ValidationError``."""
+    from chalicelib.contracts.errors import ValidationError
+    from chalicelib.ocm import stations
+
+    field = ((event or {}).get("info") or {}).get("fieldName")
+    args = (event or {}).get("arguments") or {}
+    if field == "stationsNear":
+        return stations.stations_near(repository(), args)
+    if field == "station":
+        return stations.station(repository(), args)
+    raise ValidationError(f"The stations resolver does not serve field {field!r}.", details={"fieldName": "unknown"})

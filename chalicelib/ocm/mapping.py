@@ -1,0 +1,192 @@
+"""Validate one OCM record and map it to a mirror document, with a content hash.
+
+The hash covers the whole raw record except the fields OCM computes from the
+clock at read time (``IsRecentlyVerified``, ``DateLastVerified``): hashing them
+would rewrite every POI on every run for nothing. ``MAPPING_VERSION`` is part of
+the hash, so changing the mapping rewrites each record once on the next sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as MarshmallowError
+
+from chalicelib.contracts.errors import flatten_messages
+from chalicelib.ocm.reference import country_code, lookup
+
+MAPPING_VERSION = 1
+TIME_ONLY_FIELDS = frozenset({"IsRecentlyVerified", "DateLastVerified"})
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+def _int(**kwargs) -> fields.Integer:
+    return fields.Integer(strict=True, allow_none=True, load_default=None, **kwargs)
+
+
+def _str() -> fields.String:
+    return fields.String(allow_none=True, load_default=None)
+
+
+class ConnectionSchema(_Base):
+    ConnectionTypeID = _int()
+    ConnectionType = fields.Dict(allow_none=True, load_default=None)
+    StatusTypeID = _int()
+    LevelID = _int()
+    CurrentTypeID = _int()
+    PowerKW = fields.Float(allow_none=True, load_default=None, allow_nan=False, validate=validate.Range(0, 5000))
+    Quantity = _int(validate=validate.Range(0, 10000))
+
+
+class AddressSchema(_Base):
+    Title = _str()
+    AddressLine1 = _str()
+    AddressLine2 = _str()
+    Town = _str()
+    StateOrProvince = _str()
+    Postcode = _str()
+    CountryID = _int()
+    Country = fields.Dict(allow_none=True, load_default=None)
+    Latitude = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    Longitude = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
+
+    @validates_schema
+    def _not_null_island(self, data: dict, **kwargs) -> None:
+        # Published data holds no (0, 0) points; unpublished test records do.
+        if data.get("Latitude") == 0 and data.get("Longitude") == 0:
+            raise MarshmallowError("(0, 0) is not a real charging location", field_name="Latitude")
+
+
+class PoiSchema(_Base):
+    ID = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    UUID = _str()
+    DataProviderID = _int()
+    DataProvider = fields.Dict(allow_none=True, load_default=None)
+    OperatorID = _int()
+    OperatorInfo = fields.Dict(allow_none=True, load_default=None)
+    StatusTypeID = _int()
+    StatusType = fields.Dict(allow_none=True, load_default=None)
+    UsageTypeID = _int()
+    NumberOfPoints = _int(validate=validate.Range(0, 100000))
+    DateLastStatusUpdate = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=dt.UTC)
+    DateCreated = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=dt.UTC)
+    AddressInfo = fields.Nested(AddressSchema, required=True)
+    Connections = fields.List(fields.Nested(ConnectionSchema), allow_none=True, load_default=list)
+    MetadataValues = fields.List(fields.Dict(), allow_none=True, load_default=None)
+
+
+_SCHEMA = PoiSchema()
+
+
+class RecordInvalid(ValueError):
+    """A record failed validation; ``ocm_id`` is what we could read of its id (may be None)."""
+
+    def __init__(self, ocm_id: Any, problems: dict[str, str]) -> None:
+        super().__init__(f"OCM record {ocm_id!r} is invalid: {problems}")
+        self.ocm_id = ocm_id if isinstance(ocm_id, int) and not isinstance(ocm_id, bool) else None
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class MappedPoi:
+    ocm_id: int
+    hash: str
+    body: dict[str, Any]  # every stored field except _id, removal and sweep bookkeeping
+
+
+def content_hash(record: dict[str, Any]) -> str:
+    kept = {k: v for k, v in record.items() if k not in TIME_ONLY_FIELDS}
+    canonical = json.dumps([MAPPING_VERSION, kept], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _clean(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _title(inline: dict | None, table: str, key: Any) -> str | None:
+    if inline and _clean(inline.get("Title")):
+        return _clean(inline.get("Title"))
+    return lookup(table, key)
+
+
+def _connection(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "typeId": c["ConnectionTypeID"],
+        "type": _title(c["ConnectionType"], "ConnectionTypes", c["ConnectionTypeID"]),
+        "powerKw": c["PowerKW"],
+        "quantity": c["Quantity"],
+        "statusId": c["StatusTypeID"],
+        "levelId": c["LevelID"],
+        "currentTypeId": c["CurrentTypeID"],
+    }
+
+
+def _provider(poi: dict[str, Any]) -> dict[str, Any]:
+    inline = poi["DataProvider"] or {}
+    known = lookup("DataProviders", poi["DataProviderID"]) or {}
+    title = _clean(inline.get("Title")) or known.get("title") or "Open Charge Map"
+    license_text = _clean(inline.get("License")) or known.get("license")
+    return {"id": poi["DataProviderID"], "title": title, "license": license_text}
+
+
+def _attribution_note(values: list[dict] | None) -> str | None:
+    # A POI may carry its own attribution as MetadataFieldID 4; a mirror must keep it.
+    for item in values or []:
+        if item.get("MetadataFieldID") == 4:
+            return _clean(item.get("ItemValue")) or _clean((item.get("MetadataFieldOption") or {}).get("Title"))
+    return None
+
+
+def map_record(record: Any) -> MappedPoi:
+    """Validate and map; raise :class:`RecordInvalid` naming the problem fields (never their values)."""
+    if not isinstance(record, dict):
+        raise RecordInvalid(None, {"_schema": "record is not a JSON object"})
+    try:
+        poi = _SCHEMA.load(record)
+    except MarshmallowError as exc:
+        raise RecordInvalid(record.get("ID"), flatten_messages(exc.messages)) from None
+    address = poi["AddressInfo"]
+    lat, lon = address["Latitude"], address["Longitude"]
+    country = (address["Country"] or {}).get("ISOCode") or country_code(address["CountryID"])
+    provider = _provider(poi)
+    body = {
+        "ocm_id": poi["ID"],
+        "uuid": poi["UUID"],
+        "title": _clean(address["Title"]),
+        "position": {"type": "Point", "coordinates": [lon, lat]},
+        "lat": lat,
+        "lon": lon,
+        "address": {
+            "line1": _clean(address["AddressLine1"]),
+            "line2": _clean(address["AddressLine2"]),
+            "town": _clean(address["Town"]),
+            "state": _clean(address["StateOrProvince"]),
+            "postcode": _clean(address["Postcode"]),
+            "countryCode": country,
+        },
+        "operator": {"id": poi["OperatorID"], "title": _title(poi["OperatorInfo"], "Operators", poi["OperatorID"])},
+        "status": {"id": poi["StatusTypeID"], "title": _title(poi["StatusType"], "StatusTypes", poi["StatusTypeID"])},
+        "usageTypeId": poi["UsageTypeID"],
+        "numberOfPoints": poi["NumberOfPoints"],
+        "connections": [_connection(c) for c in poi["Connections"] or []],
+        "dataProvider": provider,
+        "attribution": {"provider": provider["title"], "license": provider["license"],
+                        "note": _attribution_note(poi["MetadataValues"])},
+        "dateLastStatusUpdate": poi["DateLastStatusUpdate"],
+        "dateCreated": poi["DateCreated"],
+        "raw": record,
+    }
+    return MappedPoi(ocm_id=poi["ID"], hash=content_hash(record), body=body)

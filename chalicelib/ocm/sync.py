@@ -1,0 +1,209 @@
+"""The sync worker: page through ``/poi``, write changes, checkpoint, report.
+
+Incremental runs ask for ``modifiedsince`` = last successful run start minus
+the overlap window (OCM's clock and ours differ, and a POI edited while we page
+lands behind our cursor: the overlap catches both on the next run). A full
+sweep asks for everything and then soft-deletes what it did not see, because a
+delisted POI simply vanishes from the feed.
+
+The checkpoint (``run.cursor``, the highest OCM id safely written) moves only
+after a page is stored, so a run that is killed or runs out of time resumes at
+the next page with the same window; re-writing the page it died in is harmless
+(the content hash makes it a no-op). Before each page the worker asks the
+deadline whether another page still fits, and otherwise stops cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chalicelib.contracts.events import OCM_SYNC_COMPLETED, derived_event_id
+from chalicelib.contracts.fields import iso_utc
+from chalicelib.events.publisher import OutgoingEvent, Publisher
+from chalicelib.observability.logs import logger
+from chalicelib.ocm.mapping import MappedPoi, RecordInvalid, map_record
+from chalicelib.ocm.repository import MirrorRepository
+
+SOURCE = "ocm-sync-worker"
+INCREMENTAL = "incremental"
+FULL = "full"
+
+
+class PageSource(Protocol):
+    def fetch_page(self, *, after_id: int, page_size: int, modified_since: dt.datetime | None = None) -> list[dict]:
+        ...
+
+
+class Deadline:
+    """Time left for this invocation; ``None`` remaining means "no limit" (the CLI)."""
+
+    def __init__(self, remaining_ms: Callable[[], int] | None = None, budget_seconds: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._remaining_ms = remaining_ms
+        self._monotonic = monotonic
+        self._budget_end = monotonic() + budget_seconds if budget_seconds else None
+
+    def seconds_left(self) -> float | None:
+        candidates = []
+        if self._remaining_ms is not None:
+            candidates.append(self._remaining_ms() / 1000.0)
+        if self._budget_end is not None:
+            candidates.append(self._budget_end - self._monotonic())
+        return min(candidates) if candidates else None
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    full: bool = False
+    page_size: int = 1000
+    overlap: dt.timedelta = dt.timedelta(minutes=15)
+    countries: tuple[str, ...] = ()
+    max_pages: int | None = None
+    min_margin_seconds: float = 10.0  # never start a page with less than this left
+
+
+@dataclass
+class SyncTotals:
+    processed: int = 0
+    inserted: int = 0
+    updated: int = 0
+    failed: int = 0
+    removed: int = 0
+    pages: int = 0
+    round_trips: int = 0
+    failed_ids: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class SyncDeps:
+    source: PageSource
+    repo: MirrorRepository
+    publisher: Publisher | None
+    clock: Callable[[], dt.datetime]
+    progress: Callable[[str], None] | None = None
+
+
+def map_page(records: list[Any], totals: SyncTotals) -> list[MappedPoi]:
+    """Map each record; a bad one is counted and logged by id (no contents: they hold contact data)."""
+    mapped = []
+    for record in records:
+        try:
+            mapped.append(map_record(record))
+        except RecordInvalid as exc:
+            totals.failed += 1
+            if len(totals.failed_ids) < 100:
+                totals.failed_ids.append(exc.ocm_id)
+            logger.warning("OCM record failed validation", extra={"ocmId": exc.ocm_id,
+                                                                  "fields": sorted(exc.problems)})
+    return mapped
+
+
+def _ids(records: list[Any]) -> list[int]:
+    """Every readable OCM id of a page, valid record or not (a malformed POI still exists upstream)."""
+    ids = [r.get("ID") for r in records if isinstance(r, dict)]
+    return [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+
+
+def _page_cursor(records: list[Any], after_id: int) -> int:
+    return max([after_id, *_ids(records)])
+
+
+def _start_run(deps: SyncDeps, mode: str, options: SyncOptions, now: dt.datetime) -> dict[str, Any]:
+    """Resume the run a previous invocation left, or begin a new one."""
+    state = deps.repo.load_state(mode)
+    run = state.get("run")
+    if run:
+        logger.info("OCM sync resuming", extra={"mode": mode, "runId": run["runId"], "cursor": run["cursor"]})
+        return run
+    since = None
+    if mode == INCREMENTAL and state.get("lastSuccessAt"):
+        since = state["lastSuccessAt"] - options.overlap
+    run = {"runId": str(uuid.uuid4()), "startedAt": now, "modifiedSince": since, "cursor": 0, "pages": 0}
+    deps.repo.save_run(mode, run)
+    return run
+
+
+def _page_fits(deadline: Deadline, slowest_page: float, options: SyncOptions) -> bool:
+    left = deadline.seconds_left()
+    return left is None or left > max(options.min_margin_seconds, 2 * slowest_page)
+
+
+def run_sync(deps: SyncDeps, options: SyncOptions, deadline: Deadline | None = None,
+             correlation_id: str | None = None) -> dict[str, Any]:
+    """One invocation of the worker; returns (and publishes) the OCM_SYNC_COMPLETED payload."""
+    deadline = deadline or Deadline()
+    mode = FULL if options.full else INCREMENTAL
+    started_at = deps.clock()
+    run = _start_run(deps, mode, options, started_at)
+    totals = SyncTotals()
+    slowest, complete = 0.0, False
+    while True:
+        if options.max_pages is not None and totals.pages >= options.max_pages:
+            break
+        if not _page_fits(deadline, slowest, options):
+            logger.info("OCM sync stopping before the time limit", extra={"mode": mode, "cursor": run["cursor"]})
+            break
+        began = time.monotonic()
+        records = deps.source.fetch_page(after_id=run["cursor"], page_size=options.page_size,
+                                         modified_since=run.get("modifiedSince"))
+        outcome = deps.repo.apply_page(map_page(records, totals), deps.clock())
+        if mode == FULL:
+            deps.repo.record_seen(run["runId"], run["cursor"], _ids(records))
+        totals.processed += len(records)
+        totals.inserted += outcome.inserted
+        totals.updated += outcome.updated
+        totals.round_trips += outcome.round_trips
+        totals.pages += 1
+        cursor = _page_cursor(records, run["cursor"])
+        if records and cursor == run["cursor"]:  # no readable id moved us on: stop rather than loop
+            logger.error("OCM page without a usable id; stopping", extra={"mode": mode, "cursor": cursor})
+            break
+        run = {**run, "cursor": cursor, "pages": run["pages"] + 1}
+        complete = len(records) < options.page_size
+        if not complete:
+            deps.repo.save_run(mode, run)  # the page is stored: only now may the cursor move
+        slowest = max(slowest, time.monotonic() - began)
+        if deps.progress:
+            deps.progress(f"page {run['pages']}: {len(records)} records up to id {run['cursor']} "
+                          f"(+{outcome.inserted} new, {outcome.updated} changed, {outcome.unchanged} unchanged)")
+        if complete:
+            break
+    if complete:
+        _finish(deps, mode, run, totals, options)
+    return _report(deps, mode, run, totals, started_at, complete, correlation_id)
+
+
+def _finish(deps: SyncDeps, mode: str, run: dict[str, Any], totals: SyncTotals, options: SyncOptions) -> None:
+    if mode == FULL:
+        totals.removed = deps.repo.mark_unseen_removed(run["runId"], run["startedAt"], deps.clock(),
+                                                       options.countries)
+    deps.repo.save_run(mode, None, last_success_at=run["startedAt"])
+
+
+def _report(deps: SyncDeps, mode: str, run: dict[str, Any], totals: SyncTotals, started_at: dt.datetime,
+            complete: bool, correlation_id: str | None) -> dict[str, Any]:
+    finished_at = deps.clock()
+    payload = {
+        "source": SOURCE,
+        "startedAt": iso_utc(started_at.replace(microsecond=0)),
+        "finishedAt": iso_utc(finished_at.replace(microsecond=0)),
+        "processed": totals.processed,
+        "updated": totals.updated,
+        "failed": totals.failed,
+        "inserted": totals.inserted,
+        "removed": totals.removed,
+        "mode": mode,
+        "complete": complete,
+    }
+    logger.info("OCM sync finished", extra={**payload, "runId": run["runId"], "pages": totals.pages,
+                                            "roundTrips": totals.round_trips, "failedIds": totals.failed_ids})
+    if deps.publisher is not None:
+        event_id = derived_event_id(OCM_SYNC_COMPLETED, f"{run['runId']}:{run['pages']}:{iso_utc(started_at)}")
+        deps.publisher.publish([OutgoingEvent(OCM_SYNC_COMPLETED, payload, event_id=event_id,
+                                              occurred_at=finished_at)], correlation_id=correlation_id)
+    return payload
