@@ -1,0 +1,84 @@
+"""Entry points wired by bootstrap: the scheduled sync (moto bus) and the stations resolver."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.contracts.errors import ValidationError
+from chalicelib.localdev.lambda_context import LocalLambdaContext
+from chalicelib.ocm.stations import haversine_km
+
+API_KEY = "test-key-123"
+
+
+@pytest.fixture
+def wired(aws, standin, monkeypatch):
+    monkeypatch.setenv("OCM_API_URL", standin.url)
+    monkeypatch.setenv("OCM_API_KEY", API_KEY)
+    monkeypatch.setenv("OCM_PAGE_SIZE", "1000")
+    from chalicelib.config import reset_settings_cache
+
+    reset_settings_cache()
+    return aws
+
+
+def _event(field, **arguments):
+    return {"arguments": arguments, "identity": {"resolverContext": {"userId": "u"}},
+            "info": {"fieldName": field, "parentTypeName": "Query"}}
+
+
+def test_scheduled_sync_then_station_queries(wired, standin, fixture_records_master):
+    from chalicelib.ocm.entry import resolve, scheduled_sync
+
+    payload = scheduled_sync(full=False, context=LocalLambdaContext("ocm_sync", timeout_seconds=300))
+    assert payload["processed"] == 1586 and payload["inserted"] == 1586 and payload["complete"] is True
+
+    centre = next(r for r in fixture_records_master if r["ID"] == 2388)["AddressInfo"]
+    lat, lon, radius = centre["Latitude"], centre["Longitude"], 25.0
+    result = resolve(_event("stationsNear", lat=lat, lon=lon, radiusKm=radius, first=100), None)
+
+    expected = sorted(
+        (haversine_km(lat, lon, r["AddressInfo"]["Latitude"], r["AddressInfo"]["Longitude"]), r["ID"])
+        for r in fixture_records_master
+    )
+    expected_ids = [i for d, i in expected if d <= radius][:100]
+    assert [s["ocmId"] for s in result] == expected_ids and len(result) > 3
+    assert result[0]["ocmId"] == 2388 and result[0]["distanceKm"] == 0
+    assert all(a["distanceKm"] <= b["distanceKm"] for a, b in zip(result, result[1:], strict=False))
+    assert result[0]["attribution"]["provider"] == "afdc.energy.gov"
+
+    one = resolve(_event("station", ocmId=16318), None)
+    assert one["ocmId"] == 16318 and one["removed"] is False
+    assert "CC BY-SA 4.0" in one["attribution"]["license"]
+    assert resolve(_event("station", ocmId=999999999), None) is None
+
+
+def test_removed_stations_are_not_near_but_still_readable(wired, standin):
+    from chalicelib.ocm.entry import resolve, scheduled_sync
+
+    context = LocalLambdaContext("ocm_sync", timeout_seconds=300)
+    scheduled_sync(full=False, context=context)
+    standin.delist(2388)
+    sweep = scheduled_sync(full=True, context=context)
+    assert sweep["removed"] == 1 and sweep["mode"] == "full"
+
+    near = resolve(_event("stationsNear", lat=34.050745, lon=-118.081014, radiusKm=1, first=5), None)
+    assert 2388 not in [s["ocmId"] for s in near]
+    assert resolve(_event("station", ocmId=2388), None)["removed"] is True
+
+
+def test_resolver_rejects_bad_arguments_and_unknown_fields(wired):
+    from chalicelib.ocm.entry import resolve
+
+    with pytest.raises(ValidationError, match="radiusKm"):
+        resolve(_event("stationsNear", lat=1.0, lon=1.0, radiusKm=-1.0), None)
+    with pytest.raises(ValidationError, match="fieldName|stations resolver"):
+        resolve(_event("me"), None)
+
+
+def test_scheduled_sync_stops_before_the_lambda_runs_out(wired, standin):
+    from chalicelib.ocm.entry import scheduled_sync
+
+    payload = scheduled_sync(full=False, context=LocalLambdaContext("ocm_sync", timeout_seconds=5))
+    assert payload["complete"] is False and payload["processed"] == 0
+    assert standin.request_count == 0
