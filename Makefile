@@ -41,7 +41,13 @@ contracts: $(STAMP)
 	$(PY) -m chalicelib.contracts.jsonschema
 
 bench: $(STAMP) $(FERRETDB)
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Chaos run on its own local stack (faults on); exits non-zero on any broken invariant.
+# Full issue size: make chaos CHAOS_ARGS="--events 10000" (see docs/readme/proof.md).
+CHAOS_ARGS ?=
+chaos: $(STAMP) $(FERRETDB)
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

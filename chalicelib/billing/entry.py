@@ -30,8 +30,26 @@ def _deps():
             if key not in _indexed:
                 ensure_indexes(db, INDEXES)
                 _indexed.add(key)
-    return BillingDeps(repo=BillingRepository(db), publisher=bootstrap.publisher(), clock=bootstrap.utc_now,
+    deps = BillingDeps(repo=BillingRepository(db), publisher=bootstrap.publisher(), clock=bootstrap.utc_now,
                        policy=BillingPolicy.from_settings(settings))
+    if settings.stage == "local" and settings.billing_chaos_crash_rate > 0:
+        deps.checkpoint = _chaos_checkpoint(float(settings.billing_chaos_crash_rate))
+    return deps
+
+
+class ChaosCrash(RuntimeError):
+    """Injected by the chaos run (local stage only): the handler dies between two billing steps."""
+
+
+def _chaos_checkpoint(rate: float):
+    """Crash after a billing step with probability ``rate`` (BILLING_CHAOS_CRASH_RATE, local stage only)."""
+    import random
+
+    def checkpoint(step: str) -> None:
+        if random.random() < rate:  # noqa: S311 - fault injection, not cryptography
+            raise ChaosCrash(f"chaos: crashed after {step}")
+
+    return checkpoint
 
 
 def handle_sessions(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:
