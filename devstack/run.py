@@ -182,6 +182,7 @@ class Stack:
 
         while not self.stop_event.is_set():
             event = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
+                     "account": "000000000000",
                      "time": dt.datetime.now(dt.timezone.utc).isoformat(), "region": "local", "resources": [],
                      "detail": {}}
             started = time.monotonic()

@@ -64,10 +64,22 @@ def scheduled_sync(full: bool, context: Any) -> dict[str, Any]:
     source = client(settings)
     try:
         deps = SyncDeps(source=source, repo=repository(), publisher=bootstrap.publisher(), clock=bootstrap.utc_now)
-        return run_sync(deps, sync_options(settings, full), deadline,
-                        correlation_id=getattr(context, "aws_request_id", None))
+        result = run_sync(deps, sync_options(settings, full), deadline,
+                          correlation_id=getattr(context, "aws_request_id", None))
     finally:
         source.close()
+    _record_metrics(result)
+    return result
+
+
+def _record_metrics(result: dict[str, Any]) -> None:
+    """``OcmSyncCompleted`` feeds the 'sync stalled' alarm (appsync/alarms.py): emitted only for a finished run."""
+    from chalicelib.observability.metrics import MetricUnit, metrics
+
+    if result.get("complete", True):
+        metrics.add_metric(name="OcmSyncCompleted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="OcmRecordsFailed", unit=MetricUnit.Count, value=int(result.get("failed", 0)))
+    metrics.flush_metrics()
 
 
 def resolve(event: dict[str, Any], context: Any) -> dict[str, Any] | list[dict[str, Any]] | None:

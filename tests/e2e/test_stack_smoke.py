@@ -60,3 +60,10 @@ def test_cli_creates_every_index_idempotently(local_stack):
     assert any(n.startswith("invoices.") for n in names)
     again = local_stack.cli("indexes")
     assert json.loads(again.stdout)["indexes"] == names
+
+
+def test_the_schedule_runs_the_ocm_sync_at_start(local_stack):
+    line = local_stack.wait_for(lambda: next((json.loads(x) for x in local_stack.logs().splitlines()
+                                              if x.startswith('{"ts"') and '"schedule": "ocm_sync"' in x), None), 90)
+    assert line["outcome"] == "ok", line
+    assert line["result"]["processed"] > 0

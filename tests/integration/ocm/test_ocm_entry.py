@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chalicelib.contracts.errors import ValidationError
@@ -27,11 +29,13 @@ def _event(field, **arguments):
             "info": {"fieldName": field, "parentTypeName": "Query"}}
 
 
-def test_scheduled_sync_then_station_queries(wired, standin, fixture_records_master):
+def test_scheduled_sync_then_station_queries(wired, standin, fixture_records_master, capsys):
     from chalicelib.ocm.entry import resolve, scheduled_sync
 
     payload = scheduled_sync(full=False, context=LocalLambdaContext("ocm_sync", timeout_seconds=300))
     assert payload["processed"] == 1586 and payload["inserted"] == 1586 and payload["complete"] is True
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(m.get("OcmSyncCompleted") == [1.0] or m.get("OcmSyncCompleted") == 1.0 for m in emf), emf
 
     centre = next(r for r in fixture_records_master if r["ID"] == 2388)["AddressInfo"]
     lat, lon, radius = centre["Latitude"], centre["Longitude"], 25.0
@@ -76,9 +80,10 @@ def test_resolver_rejects_bad_arguments_and_unknown_fields(wired):
         resolve(_event("me"), None)
 
 
-def test_scheduled_sync_stops_before_the_lambda_runs_out(wired, standin):
+def test_scheduled_sync_stops_before_the_lambda_runs_out(wired, standin, capsys):
     from chalicelib.ocm.entry import scheduled_sync
 
     payload = scheduled_sync(full=False, context=LocalLambdaContext("ocm_sync", timeout_seconds=5))
     assert payload["complete"] is False and payload["processed"] == 0
+    assert "OcmSyncCompleted" not in capsys.readouterr().out  # an unfinished run does not feed the alarm
     assert standin.request_count == 0
