@@ -8,6 +8,7 @@ starts reuse it); nothing here runs at import time.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import threading
 from collections.abc import Callable
 from functools import cache, lru_cache
@@ -51,6 +52,29 @@ def database():
     return get_database(get_settings())
 
 
+_indexed: set[tuple[str, str, str]] = set()
+
+
+def indexed_database(specs: list, owner: str):
+    """The database, with ``specs`` ensured once per process (cold start), not per invocation.
+
+    ``python -m chalicelib indexes`` creates every index at deploy; this is the
+    safety net for a fresh database, since a missing unique index would turn
+    "exactly one" into "probably one".
+    """
+    from chalicelib.store import ensure_indexes
+
+    s = get_settings()
+    db = database()
+    key = (s.mongodb_uri, s.mongodb_db, owner)
+    if key not in _indexed:
+        with _lock:
+            if key not in _indexed:
+                ensure_indexes(db, specs)
+                _indexed.add(key)
+    return db
+
+
 def publisher():
 
     return _publisher_for(get_settings().event_bus_name)
@@ -68,11 +92,7 @@ def all_index_specs() -> list:
     specs: list = []
     for module in ("chalicelib.auth.repository", "chalicelib.billing.repository", "chalicelib.ocm.repository",
                    "chalicelib.dlq.repository"):
-        try:
-            mod = __import__(module, fromlist=["INDEXES"])
-        except ModuleNotFoundError:
-            continue
-        specs.extend(getattr(mod, "INDEXES", []))
+        specs.extend(importlib.import_module(module).INDEXES)
     return specs
 
 
@@ -83,5 +103,6 @@ def reset() -> None:
 
     aws_client.cache_clear()
     _publisher_for.cache_clear()
+    _indexed.clear()
     reset_settings_cache()
     reset_clients()

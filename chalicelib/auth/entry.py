@@ -8,7 +8,6 @@ dependencies (pymongo, boto3, marshmallow, Powertools) load inside
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from typing import Any
 
@@ -16,9 +15,6 @@ from chalicelib import bootstrap
 from chalicelib.auth.authorizer import DENY, AuthorizerConfig, DenyList, decide
 from chalicelib.auth.keys import load_keyring
 from chalicelib.config import Settings
-
-_index_lock = threading.Lock()
-_indexed: set[str] = set()
 
 
 @lru_cache(maxsize=4)
@@ -47,16 +43,9 @@ def authorize(event: Any) -> dict[str, Any]:
 def _deps():
     from chalicelib.auth.repository import INDEXES, AuthRepository
     from chalicelib.auth.service import AuthDeps, AuthPolicy
-    from chalicelib.store import ensure_indexes
 
     settings = bootstrap.settings()
-    db = bootstrap.database()
-    key = f"{settings.mongodb_uri}|{settings.mongodb_db}"
-    if key not in _indexed:  # once per process: the unique email index is what makes registration safe
-        with _index_lock:
-            if key not in _indexed:
-                ensure_indexes(db, INDEXES)
-                _indexed.add(key)
+    db = bootstrap.indexed_database(INDEXES, "auth")  # the unique email index makes registration safe
     return AuthDeps(
         repo=AuthRepository(db),
         publisher=bootstrap.publisher(),

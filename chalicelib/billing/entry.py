@@ -7,29 +7,18 @@ part of what makes billing exactly-once) and hands them to ``service``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.contracts.events import SESSION_ENDED, USER_REGISTERED
 
-_index_lock = threading.Lock()
-_indexed: set[str] = set()
-
 
 def _deps():
     from chalicelib.billing.repository import INDEXES, BillingRepository
     from chalicelib.billing.service import BillingDeps, BillingPolicy
-    from chalicelib.store import ensure_indexes
 
     settings = bootstrap.settings()
-    db = bootstrap.database()
-    key = f"{settings.mongodb_uri}|{settings.mongodb_db}"
-    if key not in _indexed:
-        with _index_lock:
-            if key not in _indexed:
-                ensure_indexes(db, INDEXES)
-                _indexed.add(key)
+    db = bootstrap.indexed_database(INDEXES, "billing")
     deps = BillingDeps(repo=BillingRepository(db), publisher=bootstrap.publisher(), clock=bootstrap.utc_now,
                        policy=BillingPolicy.from_settings(settings))
     if settings.stage == "local" and settings.billing_chaos_crash_rate > 0:

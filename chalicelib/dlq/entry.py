@@ -17,7 +17,7 @@ from chalicelib import bootstrap
 from chalicelib.dlq.letters import DeadLetter
 from chalicelib.dlq.queues import SqsQueues
 from chalicelib.dlq.reconciler import ACTION_METRICS, Reconciler
-from chalicelib.dlq.repository import DeadLetterRepository, MongoInvoiceLookup
+from chalicelib.dlq.repository import INDEXES, DeadLetterRepository, MongoInvoiceLookup
 from chalicelib.events.consumer import Delivery, run_batch
 from chalicelib.observability import logger, metrics
 from chalicelib.observability.metrics import MetricUnit
@@ -26,7 +26,7 @@ from chalicelib.observability.metrics import MetricUnit
 def build_reconciler() -> Reconciler:
     settings = bootstrap.settings()
     return Reconciler(
-        DeadLetterRepository(bootstrap.database()),
+        DeadLetterRepository(bootstrap.indexed_database(INDEXES, "dlq")),
         SqsQueues(bootstrap.aws_client("sqs"), settings),
         bootstrap.publisher(),
         bootstrap.utc_now,

@@ -7,29 +7,18 @@ repository and publisher from settings and hands them to the logic.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.config import Settings
 
-_index_lock = threading.Lock()
-_indexed: set[str] = set()
-
 
 def repository():
     """The mirror repository, with its indexes ensured once per process (the unique ocm_id matters)."""
     from chalicelib.ocm.repository import INDEXES, MirrorRepository
-    from chalicelib.store import ensure_indexes
 
     settings = bootstrap.settings()
-    db = bootstrap.database()
-    key = f"{settings.mongodb_uri}|{settings.mongodb_db}"
-    if key not in _indexed:
-        with _index_lock:
-            if key not in _indexed:
-                ensure_indexes(db, INDEXES)
-                _indexed.add(key)
+    db = bootstrap.indexed_database(INDEXES, "ocm")
     return MirrorRepository(db, max_batch_ops=settings.mongodb_max_batch_ops)
 
 
