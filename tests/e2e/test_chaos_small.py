@@ -16,7 +16,8 @@ from bench import chaos
 @pytest.mark.timeout(170)
 def test_chaos_small_run_keeps_every_invariant(tmp_path):
     options = chaos.Options(users=10, events=150, duplicate_share=0.3, poison_share=0.03, crash_rate=0.02,
-                            outage_seconds=6, outage_at=0.3, rate=0, seed=11, timeout=75, data_dir=str(tmp_path / "stack"))
+                            outage_seconds=6, outage_at=0.3, rate=0, seed=11, timeout=75,
+                            data_dir=str(tmp_path / "stack"))
 
     report = chaos.run(options)
 
