@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = (f"Measured by `make bench` on {dt.datetime.now(dt.UTC):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} "
             f"CPUs, Python {platform.python_version()}; a shared machine, so read ratios and counts more than "
-            f"times) in {time.monotonic() - started:.0f} s. Chaos run (faults on): see "Proof under load and faults" in README.md.")
+            f"times) in {time.monotonic() - started:.0f} s. Chaos run (faults on): see 'Proof under load and "
+            "faults' in README.md.")
     block = render(rows, meta)
     print(block)
     if not args.no_readme:
