@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
@@ -10,6 +11,7 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.billing import entry
 from chalicelib.events.consumer import TransientError, backoff_seconds, run_batch
+from chalicelib.observability import logger
 from chalicelib.store import TransientStoreError
 
 SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
@@ -133,3 +135,32 @@ def test_resolver_refuses_anonymous_and_unknown_fields(aws):
     with pytest.raises(NotFound):
         entry.resolve({"identity": {"resolverContext": {"userId": "u"}}, "info": {"fieldName": "invoice"},
                        "arguments": {"id": str(uuid.uuid4())}}, None)
+
+
+def test_correlation_id_travels_from_the_incoming_event_to_every_published_event(aws, db):
+    """Observability contract: the id an event arrives with is on every event it causes, and in the logs."""
+    events = aws.client("events")
+    sqs = aws.client("sqs")
+    capture = sqs.create_queue(QueueName="capture-billing-out")["QueueUrl"]
+    capture_arn = sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="capture", EventBusName=aws.settings.event_bus_name,
+                    EventPattern=json.dumps({"source": ["jucr.billing"]}))
+    events.put_targets(Rule="capture", EventBusName=aws.settings.event_bus_name,
+                       Targets=[{"Id": "q", "Arn": capture_arn}])
+    entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])]), None)
+
+    session = dict(SEED, correlationId="corr-from-session-service")
+    stream = io.StringIO()
+    previous = logger.registered_handler.setStream(stream)
+    try:
+        assert entry.handle_sessions(receive(aws, "billing", [bus_event("SESSION_ENDED", session)]), None) == {
+            "batchItemFailures": []}
+    finally:
+        logger.registered_handler.setStream(previous)
+
+    got = sqs.receive_message(QueueUrl=capture, MaxNumberOfMessages=10)["Messages"]
+    published = [json.loads(m["Body"]) for m in got]
+    assert sorted(p["detail-type"] for p in published) == ["INVOICE_GENERATED", "PAYMENT_COMPLETED"]
+    assert {p["detail"]["correlationId"] for p in published} == {"corr-from-session-service"}
+    log_lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert log_lines and all(line.get("correlation_id") == "corr-from-session-service" for line in log_lines)
