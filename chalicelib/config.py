@@ -47,6 +47,35 @@ def _decimal(value: str) -> Decimal:
     return number
 
 
+def _decimal_range(lo: Decimal | None = None, hi: Decimal | None = None,
+                   hi_open: bool = False) -> Callable[[str], Decimal]:
+    """A finite decimal within ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``); ``None`` = unbounded.
+
+    Money settings are checked here, at start-up, so a bad value stops the
+    process with the variable's name instead of failing later inside a handler.
+    """
+    upper = ")" if hi_open else "]"
+    wanted = f"a decimal number in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{upper}"
+
+    def parse(value: str) -> Decimal:
+        number = _decimal(value)
+        too_high = hi is not None and (number >= hi if hi_open else number > hi)
+        if (lo is not None and number < lo) or too_high:
+            raise ValueError(wanted)
+        return number
+
+    return parse
+
+
+_NON_NEGATIVE = _decimal_range(Decimal(0))
+# A fraction, not a percentage: TARIFF_VAT_RATE=19 would bill 1900 % VAT.
+_FRACTION = _decimal_range(Decimal(0), Decimal(1), hi_open=True)
+# The balance never goes below the floor; 0 = no credit, negative = overdraft up to that amount.
+# A positive floor would refuse every session of a new wallet at the default opening balance.
+_WALLET_FLOOR = _decimal_range(Decimal(-1_000_000), Decimal(0))
+_WALLET_OPENING = _decimal_range(Decimal(0), Decimal(1_000_000))
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -128,15 +157,15 @@ class Settings:
     jwt_authorizer_cache_seconds: int = _setting("JWT_AUTHORIZER_CACHE_SECONDS", "300", _int_range(0, 3600))
 
     currency: str = _setting("BILLING_CURRENCY", "EUR", _currency)
-    wallet_opening_balance: Decimal = _setting("WALLET_OPENING_BALANCE", "0", _decimal)
-    wallet_floor: Decimal = _setting("WALLET_FLOOR", "0", _decimal)
-    tariff_energy_per_kwh: Decimal = _setting("TARIFF_ENERGY_PER_KWH", "0.39", _decimal)
-    tariff_time_per_hour: Decimal = _setting("TARIFF_TIME_PER_HOUR", "0", _decimal)
+    wallet_opening_balance: Decimal = _setting("WALLET_OPENING_BALANCE", "0", _WALLET_OPENING)
+    wallet_floor: Decimal = _setting("WALLET_FLOOR", "0", _WALLET_FLOOR)
+    tariff_energy_per_kwh: Decimal = _setting("TARIFF_ENERGY_PER_KWH", "0.39", _NON_NEGATIVE)
+    tariff_time_per_hour: Decimal = _setting("TARIFF_TIME_PER_HOUR", "0", _NON_NEGATIVE)
     tariff_time_step_seconds: int = _setting("TARIFF_TIME_STEP_SECONDS", "60", _int_range(1, 3600))
-    tariff_flat_fee: Decimal = _setting("TARIFF_FLAT_FEE", "0", _decimal)
-    tariff_idle_per_hour: Decimal = _setting("TARIFF_IDLE_PER_HOUR", "0", _decimal)
+    tariff_flat_fee: Decimal = _setting("TARIFF_FLAT_FEE", "0", _NON_NEGATIVE)
+    tariff_idle_per_hour: Decimal = _setting("TARIFF_IDLE_PER_HOUR", "0", _NON_NEGATIVE)
     tariff_idle_free_minutes: int = _setting("TARIFF_IDLE_FREE_MINUTES", "0", _int_range(0, 1440))
-    tariff_vat_rate: Decimal = _setting("TARIFF_VAT_RATE", "0.19", _decimal)
+    tariff_vat_rate: Decimal = _setting("TARIFF_VAT_RATE", "0.19", _FRACTION)
 
     max_receive_count: int = _setting("SQS_MAX_RECEIVE_COUNT", "5", _int_range(1, 20))
     redrive_limit: int = _setting("DLQ_REDRIVE_LIMIT", "3", _int_range(0, 10))
