@@ -15,7 +15,13 @@ import os
 import sys
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib.config import ConfigError, load_settings
+from chalicelib.store.errors import StoreError
+
+# Store or AWS unreachable: a clear JSON error and exit code 5, never a stack trace.
+UNAVAILABLE = (StoreError, BotoCoreError, ClientError)
 
 STATE_FILE = Path(__file__).resolve().parents[1] / ".local" / "devstack.json"
 COMMAND_MODULES = ("chalicelib.ocm.cli", "chalicelib.dlq.cli")
@@ -25,10 +31,10 @@ def _use_running_local_stack() -> None:
     """Fill unset variables from the running local stack, if there is one."""
     if os.environ.get("JUCR_NO_LOCAL_STACK") or not STATE_FILE.exists():
         return
-    state = json.loads(STATE_FILE.read_text())
     try:
+        state = json.loads(STATE_FILE.read_text())
         os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # stale or unreadable: no stack is running
         return
     for key, value in state.get("env", {}).items():
         os.environ.setdefault(key, value)
@@ -79,7 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(json.dumps({"error": "ConfigError", "message": str(exc)}), file=sys.stderr)
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UNAVAILABLE as exc:
+        print(json.dumps({"error": type(exc).__name__, "message": _reason(exc)}), file=sys.stderr)
+        return 5
+
+
+def _reason(exc: Exception) -> str:
+    """Say what could not be reached, without echoing credentials in a URI."""
+    from chalicelib.observability.logs import scrub
+
+    return scrub(str(exc))
 
 
 if __name__ == "__main__":

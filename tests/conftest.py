@@ -223,16 +223,20 @@ def local_stack(tmp_path_factory) -> LocalStack:
     deadline = time.monotonic() + 120
     while "ready. Ctrl-C" not in log_path.read_text(errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+            _stop(process)  # SIGTERM lets devstack stop FerretDB, moto and chalice local too
             raise RuntimeError(f"local stack did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
         time.sleep(0.2)
     state = json.loads((data_dir / "devstack.json").read_text())
     cli_env = dict(env, **state["env"])
     stack = LocalStack(f"http://127.0.0.1:{ports['http']}", cli_env, log_path, process, data_dir)
     yield stack
+    _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
 

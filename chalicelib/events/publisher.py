@@ -118,11 +118,12 @@ class EventBridgePublisher:
             except Exception as exc:  # botocore ClientError / EndpointConnectionError
                 failed = [{"entry": e, "error": type(exc).__name__} for e in pending]
             else:
-                failed = [
-                    {"entry": e, "error": r.get("ErrorCode", "Unknown")}
-                    for e, r in zip(pending, response.get("Entries", []), strict=False)
-                    if r.get("ErrorCode")
-                ]
+                results = response.get("Entries", [])
+                if len(results) != len(pending):  # no per-entry verdict: assume none landed (ids are stable)
+                    failed = [{"entry": e, "error": "MissingResult"} for e in pending]
+                else:
+                    failed = [{"entry": e, "error": r.get("ErrorCode", "Unknown")}
+                              for e, r in zip(pending, results, strict=True) if r.get("ErrorCode")]
             if not failed:
                 return
             pending = [f["entry"] for f in failed]

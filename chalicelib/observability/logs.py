@@ -31,8 +31,21 @@ _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 _URI_CREDENTIALS = re.compile(r"(mongodb(\+srv)?://)[^@/\s]+@")
 
 
+# Fragments that mark a key as personal or secret wherever they appear in it
+# (userEmail, displayName, sessionToken, secretAccessKey, ...).
+PII_FRAGMENTS = ("email", "password", "token", "secret", "apikey", "privatekey", "name", "vehicle", "iban")
+# Keys that contain a fragment but are structured metadata we need in logs.
+SAFE_KEYS = frozenset({"eventname", "functionname", "queuename", "metricname", "rulename", "busname",
+                       "tokenversion", "stationname", "operatorname", "filename", "fieldname", "typename"})
+
+
 def _is_pii_key(key: Any) -> bool:
-    return isinstance(key, str) and key.lower().replace("_", "").replace("-", "") in PII_KEYS
+    if not isinstance(key, str):
+        return False
+    normalised = key.lower().replace("_", "").replace("-", "")
+    if normalised in PII_KEYS:
+        return True
+    return normalised not in SAFE_KEYS and any(fragment in normalised for fragment in PII_FRAGMENTS)
 
 
 def scrub(value: Any, depth: int = 0) -> Any:

@@ -65,3 +65,23 @@ def test_persistent_failure_raises_instead_of_dropping(aws):
     with pytest.raises(PublishError) as err:
         publisher.publish([_registered(1)])
     assert "1 event(s) not accepted" in str(err.value)
+
+
+class _Forgetful:
+    """A put_events answer without per-entry results must not count as delivered."""
+
+    def __init__(self, real) -> None:
+        self.real, self.calls = real, 0
+
+    def put_events(self, Entries):  # noqa: N803 - boto3's name
+        self.calls += 1
+        response = self.real.put_events(Entries=Entries)
+        return {"FailedEntryCount": 0, "Entries": []} if self.calls == 1 else response
+
+
+def test_an_answer_without_entry_results_is_retried(aws):
+    forgetful = _Forgetful(aws.client("events"))
+    publisher = EventBridgePublisher(client=forgetful, bus_name=aws.settings.event_bus_name, sleep=lambda s: None)
+    publisher.publish([_registered(1), _registered(2)])
+    assert forgetful.calls == 2
+    assert len(aws.receive_all("wallets")) == 4  # at-least-once: the first copies landed too, same event ids

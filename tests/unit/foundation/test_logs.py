@@ -1,6 +1,7 @@
 import io
 import json
 import logging
+import uuid
 
 from aws_lambda_powertools import Logger
 
@@ -9,7 +10,9 @@ from chalicelib.observability.logs import PiiSafeFormatter, scrub
 
 def _capture():
     stream = io.StringIO()
-    log = Logger(service="t", logger_formatter=PiiSafeFormatter(), logger_handler=logging.StreamHandler(stream))
+    # a fresh service name per capture: Powertools shares handlers between loggers of one name
+    log = Logger(service=f"t{uuid.uuid4().hex[:8]}", logger_formatter=PiiSafeFormatter(),
+                 logger_handler=logging.StreamHandler(stream))
     return log, stream
 
 
@@ -37,3 +40,16 @@ def test_pii_inside_free_text_is_masked():
 def test_scrub_leaves_structured_metadata_alone():
     assert scrub({"sessionId": "s", "count": 3, "items": [{"name": "x", "id": 1}]}) == {
         "sessionId": "s", "count": 3, "items": [{"id": 1}]}
+
+
+def test_keys_that_merely_contain_pii_words_are_dropped_but_metadata_stays():
+    cleaned = scrub({"userEmail": "a@b.c", "displayName": "Ada", "sessionToken": "t", "secretAccessKey": "k",
+                     "function_name": "billing_consumer", "tokenVersion": 2, "queueName": "billing", "count": 1})
+    assert cleaned == {"function_name": "billing_consumer", "tokenVersion": 2, "queueName": "billing", "count": 1}
+
+
+def test_lambda_context_keys_survive_the_filter():
+    log, stream = _capture()
+    log.info("handled", extra={"sessionId": "s-1"})
+    record = json.loads(stream.getvalue())
+    assert {"level", "location", "message", "timestamp", "service", "sessionId"} <= set(record)
