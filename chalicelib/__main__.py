@@ -65,13 +65,9 @@ def _print_settings(args: argparse.Namespace) -> int:
 
 def _ensure_indexes(args: argparse.Namespace) -> int:
     from chalicelib import bootstrap
-    from chalicelib.store import StoreError, ensure_indexes
+    from chalicelib.store import ensure_indexes
 
-    try:
-        names = ensure_indexes(bootstrap.database(), bootstrap.all_index_specs())
-    except StoreError as exc:
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}), file=sys.stderr)
-        return 1
+    names = ensure_indexes(bootstrap.database(), bootstrap.all_index_specs())
     print(json.dumps({"indexes": names}))
     return 0
 
