@@ -3,7 +3,12 @@
 Every command prints JSON: one object per line for ``list`` and ``audit``, one
 object for ``show`` and a summary (plus one line per message) for ``replay``.
 ``replay`` is a dry run unless ``--execute`` (or ``--no-dry-run``) is given, and
-asks for confirmation when more than five messages would be sent.
+asks for confirmation when more than five messages would be sent. It asks
+before it holds anything: the check runs once without a hold (messages go back
+to the queue at once), and only after the answer are the messages taken again,
+held invisible long enough for the replay loop, replayed and deleted. Only
+dead-letter queues are accepted: peeking a source queue would hide live
+messages from their consumer and count towards their ``maxReceiveCount``.
 """
 
 from __future__ import annotations
@@ -17,17 +22,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from appsync.topology import QUEUE_SHORT_NAMES
 from chalicelib.dlq.letters import read_body
-from chalicelib.dlq.queues import UnknownQueue
-from chalicelib.dlq.replay import REPLAY, Filters, Replayer, parse_age
+from chalicelib.dlq.queues import DLQ_SHORT_NAMES, NotADeadLetterQueue
+from chalicelib.dlq.replay import REPLAY, Candidate, Filters, Replayer, parse_age
 
 CONFIRM_ABOVE = 5
+AUDIT_MAX = 100
 
 
 def _queue(value: str) -> str:
-    if value not in QUEUE_SHORT_NAMES:
-        raise argparse.ArgumentTypeError(str(UnknownQueue(value)))
+    if value not in DLQ_SHORT_NAMES:
+        raise argparse.ArgumentTypeError(str(NotADeadLetterQueue(value)))
     return value
 
 
@@ -49,10 +54,11 @@ def register(subparsers: Any) -> None:
     dlq = subparsers.add_parser("dlq", help="inspect, replay and audit dead letters")
     actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
 
-    def common(parser: argparse.ArgumentParser, queue_required: bool = True) -> None:
+    def common(parser: argparse.ArgumentParser, queue_required: bool = True, max_default: int = 10) -> None:
         parser.add_argument("--queue", type=_queue, required=queue_required,
-                            help=f"short queue name: {', '.join(QUEUE_SHORT_NAMES)}")
-        parser.add_argument("--max", type=_positive, default=10, help="at most N messages (default 10)")
+                            help=f"dead-letter queue short name: {', '.join(DLQ_SHORT_NAMES)}")
+        parser.add_argument("--max", type=_positive, default=max_default,
+                            help=f"at most N messages (default {max_default})")
         parser.add_argument("--event-type", help="only this detail-type, e.g. SESSION_ENDED")
         parser.add_argument("--older-than", type=_age, help="only dead for longer than this (30m, 2h, 1d)")
         parser.add_argument("--newer-than", type=_age, help="only dead for less than this (30m, 2h, 1d)")
@@ -76,9 +82,10 @@ def register(subparsers: Any) -> None:
     replay.set_defaults(func=cmd_replay)
 
     audit = actions.add_parser("audit", help="reconciler decisions and replays, newest first (JSON lines)")
-    common(audit, queue_required=False)
-    audit.add_argument("--action", help="only this action (redriven, billing_failed, parked, replay, ...)")
-    audit.set_defaults(func=cmd_audit, max=100)
+    common(audit, queue_required=False, max_default=AUDIT_MAX)
+    audit.add_argument("--action", help="only this action (redriven, billing_failed, billed-events-pending, "
+                                        "already-billed, parked, replay, ...)")
+    audit.set_defaults(func=cmd_audit)
 
 
 def _replayer(args: argparse.Namespace) -> Replayer:
@@ -131,24 +138,42 @@ def _body(text: str) -> Any:
     return reading.detail if reading.detail is not None else text[:2000]
 
 
+def _summary(args: argparse.Namespace, operator: str, candidates: list[Candidate]) -> dict[str, Any]:
+    to_send = sum(1 for c in candidates if c.verdict == REPLAY)
+    return {"queue": args.queue, "dryRun": not args.execute, "operator": operator, "considered": len(candidates),
+            "wouldReplay" if not args.execute else "toReplay": to_send,
+            "skipped": {v: sum(1 for c in candidates if c.verdict == v) for v in {c.verdict for c in candidates}
+                        if v != REPLAY}}
+
+
 def cmd_replay(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
     replayer = _replayer(args)
-    candidates = replayer.candidates(_filters(args), hold=args.execute)
-    to_send = [c for c in candidates if c.verdict == REPLAY]
     operator = args.operator or os.environ.get("USER") or _login()
-    summary = {"queue": args.queue, "dryRun": not args.execute, "operator": operator, "considered": len(candidates),
-               "wouldReplay" if not args.execute else "toReplay": len(to_send),
-               "skipped": {v: sum(1 for c in candidates if c.verdict == v) for v in {c.verdict for c in candidates}
-                           if v != REPLAY}}
-    if args.execute and len(to_send) > CONFIRM_ABOVE and not args.yes:
-        answer = _confirm(ask, f"Replay {len(to_send)} messages from {args.queue}? [y/N] ")
+    # First look without holding anything: a person may take minutes to answer.
+    candidates = replayer.candidates(_filters(args))
+    summary = _summary(args, operator, candidates)
+    if not args.execute:
+        return _report(summary, candidates)
+    confirmed = summary["toReplay"]
+    if confirmed > CONFIRM_ABOVE and not args.yes:
+        answer = _confirm(ask, f"Replay {confirmed} messages from {args.queue}? [y/N] ")
         if answer not in ("y", "yes"):
-            replayer.release(candidates)
             _print({**summary, "aborted": True, "message": "not confirmed (use --yes to skip the prompt)"})
             return 1
-    if args.execute:
-        replayer.execute(candidates, operator)
-        summary["replayed"] = sum(1 for c in candidates if c.result.get("outcome") == "replayed")
+    # Now take them again, held invisible for as long as the replay loop needs, and re-check.
+    candidates = replayer.candidates(_filters(args), hold=True)
+    summary = _summary(args, operator, candidates)
+    if summary["toReplay"] > max(confirmed, CONFIRM_ABOVE) and not args.yes:
+        replayer.release(candidates)
+        _print({**summary, "aborted": True,
+                "message": f"{summary['toReplay']} would be sent now, {confirmed} were confirmed; run again"})
+        return 1
+    replayer.execute(candidates, operator)
+    summary["replayed"] = sum(1 for c in candidates if c.result.get("outcome") == "replayed")
+    return _report(summary, candidates)
+
+
+def _report(summary: dict[str, Any], candidates: list[Candidate]) -> int:
     _print(summary)
     for candidate in candidates:
         _print(candidate.summary())

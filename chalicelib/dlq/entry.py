@@ -25,11 +25,13 @@ from chalicelib.observability.metrics import MetricUnit
 
 def build_reconciler() -> Reconciler:
     settings = bootstrap.settings()
+    db = bootstrap.indexed_database(INDEXES, "dlq")
     return Reconciler(
-        DeadLetterRepository(bootstrap.indexed_database(INDEXES, "dlq")),
+        DeadLetterRepository(db),
         SqsQueues(bootstrap.aws_client("sqs"), settings),
         bootstrap.publisher(),
         bootstrap.utc_now,
+        invoices=MongoInvoiceLookup(db),
         redrive_limit=settings.redrive_limit,
         redrive_delay_seconds=settings.dlq_redrive_delay_seconds,
     )

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from appsync.topology import QUEUE_SHORT_NAMES
+from appsync.topology import QUEUE_SHORT_NAMES, QUEUES
 from chalicelib.config import Settings
 from chalicelib.dlq.letters import DeadLetter
 
 SQS_MAX_DELAY = 900
+SQS_MAX_VISIBILITY = 12 * 3600
+# The operator tools read only these: peeking a source queue would hide live messages from
+# their consumer and bump their receive count towards maxReceiveCount.
+DLQ_SHORT_NAMES = tuple(q.short for q in QUEUES if q.is_dlq)
 
 
 class UnknownQueue(ValueError):
@@ -22,6 +26,13 @@ class UnknownQueue(ValueError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown queue {name!r}; valid queues: {', '.join(QUEUE_SHORT_NAMES)}")
+
+
+class NotADeadLetterQueue(ValueError):
+    """A queue the operator tools must not read: not one of the topology's dead-letter queues."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} is not a dead-letter queue; valid queues: {', '.join(DLQ_SHORT_NAMES)}")
 
 
 class QueuePort(Protocol):

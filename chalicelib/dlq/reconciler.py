@@ -11,6 +11,17 @@ Decision by cause and attempt history:
   anything else is parked. Parked and compensated letters keep their (PII
   scrubbed) body in the audit so ``dlq replay`` can send them again after a fix.
 
+A ``SESSION_ENDED`` whose session already has an invoice is never compensated:
+billing may have debited the wallet already, so ``BILLING_FAILED`` would be a
+lie and the invoice's own events would never be sent. Its invoice decides:
+- events published: the session is billed, nothing to do (``already-billed``);
+- events not yet published (bus down for longer than the retries, or a store
+  error after the debit): re-driven like a transient failure, because
+  ``bill_session`` resumes from whatever step it reached and publishes; past
+  ``redrive_limit`` it is parked as ``billed-events-pending`` (metric
+  ``DeadLetterParked``, so the parked alarm fires): on-call fixes the bus, then
+  ``dlq replay --execute`` sends it back and billing publishes.
+
 Handled once: the decision is claimed in ``dead_letters`` under a deterministic
 key before acting and marked done after. A redelivered, already done letter is
 a no-op; a letter whose earlier attempt crashed between claim and done is acted
@@ -40,13 +51,15 @@ from chalicelib.dlq.letters import (
     storable_body,
 )
 from chalicelib.dlq.queues import SQS_MAX_DELAY, QueuePort
-from chalicelib.dlq.repository import DONE, DeadLetterRepository
+from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED, DeadLetterRepository, InvoiceLookup
 from chalicelib.events.publisher import OutgoingEvent, Publisher
 
 REDRIVEN = "redriven"
 BILLING_FAILED_ACTION = "billing_failed"
 PARKED = "parked"
 DUPLICATE = "duplicate"
+BILLED_EVENTS_PENDING = "billed-events-pending"
+ALREADY_BILLED = "already-billed"
 
 # Metric per action, emitted by the entry point.
 ACTION_METRICS = {
@@ -54,6 +67,9 @@ ACTION_METRICS = {
     BILLING_FAILED_ACTION: "BillingFailed",
     PARKED: "DeadLetterParked",
     DUPLICATE: "DeadLetterDuplicate",
+    # Parked for a person (the bus must be fixed, then replay): counts as parked so its alarm fires.
+    BILLED_EVENTS_PENDING: "DeadLetterParked",
+    ALREADY_BILLED: "DeadLetterAlreadyApplied",
 }
 
 # A consumer's reason that means "too early", not "wrong": the wallet is opened
@@ -97,10 +113,12 @@ class Reconciler:
     """One dead letter at a time: classify, act, audit. Takes all its ports as arguments."""
 
     def __init__(self, dead_letters: DeadLetterRepository, queues: QueuePort, publisher: Publisher,
-                 clock: Callable[[], dt.datetime], *, redrive_limit: int, redrive_delay_seconds: int) -> None:
+                 clock: Callable[[], dt.datetime], *, invoices: InvoiceLookup, redrive_limit: int,
+                 redrive_delay_seconds: int) -> None:
         self.dead_letters = dead_letters
         self.queues = queues
         self.publisher = publisher
+        self.invoices = invoices
         self.clock = clock
         self.redrive_limit = redrive_limit
         self.redrive_delay_seconds = redrive_delay_seconds
@@ -110,7 +128,14 @@ class Reconciler:
         key = letter_key(dlq, letter, reading)
         failure_class, reason = classify(letter, reading)
         source = source_queue_of(dlq, letter)
-        if failure_class == TRANSIENT and source and letter.redrive_count < self.redrive_limit:
+        can_redrive = source is not None and letter.redrive_count < self.redrive_limit
+        session_id = reading.session_id
+        invoice = self.invoices.invoice_state(session_id) if session_id and self._compensable(dlq, reading) else None
+        if invoice == EVENTS_PUBLISHED:
+            action, reason = ALREADY_BILLED, f"session already invoiced and its events published; letter said: {reason}"
+        elif invoice == EVENTS_PENDING:
+            action, failure_class, reason = self._billed_pending(letter, can_redrive, reason)
+        elif failure_class == TRANSIENT and can_redrive:
             action = REDRIVEN
         else:
             if failure_class == TRANSIENT:
@@ -125,6 +150,14 @@ class Reconciler:
         result = self._act(decision, letter, reading, source)
         self.dead_letters.complete(key, {"result": result, "completedAt": self.clock()})
         return decision
+
+    @staticmethod
+    def _billed_pending(letter: DeadLetter, can_redrive: bool, reason: str) -> tuple[str, str, str]:
+        """Invoice stored, events not published: deliver again (billing resumes), park past the limit."""
+        why = f"invoice stored but its events are not published: {reason}"
+        if can_redrive:
+            return REDRIVEN, TRANSIENT, why
+        return BILLED_EVENTS_PENDING, PERMANENT, f"still unpublished after {letter.redrive_count} re-drive(s); {why}"
 
     @staticmethod
     def _compensable(dlq: str, reading: Reading) -> bool:
@@ -146,8 +179,8 @@ class Reconciler:
             "action": decision.action,
             "redriveCount": letter.redrive_count,
             "replayCount": letter.replay_count,
-            "parked": decision.action != REDRIVEN,
-            "body": storable_body(letter.body) if decision.action != REDRIVEN else None,
+            "parked": decision.action not in (REDRIVEN, ALREADY_BILLED),
+            "body": storable_body(letter.body) if decision.action not in (REDRIVEN, ALREADY_BILLED) else None,
             "decidedAt": self.clock(),
         }
 
@@ -172,4 +205,6 @@ class Reconciler:
             )
             published = self.publisher.publish([event], correlation_id=reading.original_event_id)
             return {"published": BILLING_FAILED, "eventId": published[0]["eventId"]}
+        if decision.action == ALREADY_BILLED:
+            return {"alreadyBilled": True}
         return {"parked": True}

@@ -6,8 +6,10 @@ reconciler parked in ``dead_letters`` (compensated or parked, body kept).
 Each candidate is checked before anything is sent:
 - it must validate against the current contract (an invalid one is reported,
   never replayed);
-- its effect must not already be recorded (a ``SESSION_ENDED`` whose session is
-  invoiced is skipped);
+- its effect must not already be recorded (a ``SESSION_ENDED`` whose invoice's
+  events are published is skipped; one whose invoice is stored but whose events
+  are not is replayed, since billing resumes from the step it reached and
+  publishes them);
 - it must not have been replayed before (``replay:<letter key>`` is inserted
   first; a duplicate key means someone already did).
 A dry run (the default) does only the checks and writes nothing.
@@ -33,12 +35,20 @@ from chalicelib.dlq.letters import (
     read_body,
     source_queue_of,
 )
-from chalicelib.dlq.queues import SqsQueues
-from chalicelib.dlq.repository import DONE, DeadLetterRepository, InvoiceLookup
+from chalicelib.dlq.queues import DLQ_SHORT_NAMES, SQS_MAX_VISIBILITY, NotADeadLetterQueue, SqsQueues
+from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED, DeadLetterRepository, InvoiceLookup
 
 REPLAY = "replay"
 _AGE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# How long held messages stay invisible: enough for the replay loop (a send, a delete and two
+# store writes per message), so a receipt handle is still the latest when we delete with it.
+HOLD_BASE_SECONDS = 60
+HOLD_PER_MESSAGE_SECONDS = 2
+
+
+def hold_seconds(count: int) -> int:
+    return min(SQS_MAX_VISIBILITY, HOLD_BASE_SECONDS + HOLD_PER_MESSAGE_SECONDS * count)
 
 
 def parse_age(text: str) -> dt.timedelta:
@@ -108,6 +118,8 @@ class Replayer:
 
     def __init__(self, dlq: str, *, dead_letters: DeadLetterRepository, queues: SqsQueues, invoices: InvoiceLookup,
                  clock: Callable[[], dt.datetime], **_: Any) -> None:
+        if dlq not in DLQ_SHORT_NAMES:
+            raise NotADeadLetterQueue(dlq)
         self.dlq = dlq
         self.dead_letters = dead_letters
         self.queues = queues
@@ -122,7 +134,9 @@ class Replayer:
         """
         now = self.clock()
         found: dict[str, Candidate] = {}
-        for letter in self.queues.peek(self.dlq, max(filters.max, 10), release=not hold):
+        limit = max(filters.max, 10)
+        held = {"release": False, "visibility_seconds": hold_seconds(limit)} if hold else {"release": True}
+        for letter in self.queues.peek(self.dlq, limit, **held):
             reading = read_body(letter.body)
             found.setdefault(letter_key(self.dlq, letter, reading),
                              Candidate("queue", letter_key(self.dlq, letter, reading), letter, reading, letter.sent_at))
@@ -148,12 +162,20 @@ class Replayer:
             candidate.verdict, candidate.detail = "not-replayable", f"{self.dlq} has no source queue to replay to"
         elif reading.problem:
             candidate.verdict, candidate.detail = "invalid", reading.problem
-        elif reading.event_type == SESSION_ENDED and reading.session_id and self.invoices.invoiced(reading.session_id):
-            candidate.verdict, candidate.detail = "already-applied", "an invoice exists for this sessionId"
+        elif (invoice := self._invoice_state(reading)) == EVENTS_PUBLISHED:
+            candidate.verdict, candidate.detail = "already-applied", "this session is invoiced and its events published"
         elif (existing := self.dead_letters.get(f"replay:{candidate.key}")) and existing.get("status") == DONE:
             candidate.verdict, candidate.detail = "already-replayed", f"by {existing.get('operator')}"
+        elif invoice == EVENTS_PENDING:
+            candidate.verdict = REPLAY
+            candidate.detail = f"to {source}: invoice stored, its events not yet published (billing resumes)"
         else:
             candidate.verdict, candidate.detail = REPLAY, f"to {source}"
+
+    def _invoice_state(self, reading: Reading) -> str | None:
+        if reading.event_type == SESSION_ENDED and reading.session_id:
+            return self.invoices.invoice_state(reading.session_id)
+        return None
 
     def execute(self, candidates: list[Candidate], operator: str) -> None:
         """Replay every candidate whose verdict is ``replay``; audit every attempt and its result."""

@@ -30,10 +30,21 @@ PENDING = "pending"
 DONE = "done"
 
 
-class InvoiceLookup(Protocol):
-    """Has the effect of a SESSION_ENDED already been recorded?"""
+# How far billing got with a session, as its invoice records it (``None``: no invoice yet).
+# Billing stores the invoice, debits, settles, publishes INVOICE_GENERATED / PAYMENT_*,
+# and only then sets ``eventsPublished`` on the invoice; ``bill_session`` resumes from
+# any of those steps, so a SESSION_ENDED whose invoice is not yet published must be
+# delivered again (never compensated with BILLING_FAILED: the user may have paid).
+EVENTS_PENDING = "events-pending"
+EVENTS_PUBLISHED = "events-published"
 
-    def invoiced(self, session_id: str) -> bool: ...
+
+class InvoiceLookup(Protocol):
+    """Has the effect of a SESSION_ENDED already been recorded, and how completely?"""
+
+    def invoice_state(self, session_id: str) -> str | None:
+        """``None`` (no invoice), ``EVENTS_PENDING`` or ``EVENTS_PUBLISHED``."""
+        ...
 
 
 class MongoInvoiceLookup:
@@ -42,9 +53,12 @@ class MongoInvoiceLookup:
     def __init__(self, db: Database) -> None:
         self.collection = db[INVOICES]
 
-    def invoiced(self, session_id: str) -> bool:
+    def invoice_state(self, session_id: str) -> str | None:
         with translate_errors("read invoices"):
-            return self.collection.find_one({"sessionId": session_id}, {"_id": 1}) is not None
+            invoice = self.collection.find_one({"sessionId": session_id}, {"_id": 1, "eventsPublished": 1})
+        if invoice is None:
+            return None
+        return EVENTS_PUBLISHED if invoice.get("eventsPublished") is True else EVENTS_PENDING
 
 
 class DeadLetterRepository:

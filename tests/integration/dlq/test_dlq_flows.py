@@ -156,7 +156,7 @@ def test_replay_dry_run_changes_nothing_then_replays_once_and_skips_invoiced_and
     run_reconciler(stage)
     capsys.readouterr()  # the reconciler's logs and metrics
     assert len(stage.captured()) == 3
-    db.invoices.insert_one({"_id": "inv-1", "sessionId": invoiced["sessionId"]})
+    db.invoices.insert_one({"_id": "inv-1", "sessionId": invoiced["sessionId"], "eventsPublished": True})
     before = sorted(map(str, db.dead_letters.find()))
 
     [summary, *rows] = cli(capsys, "replay", "--queue", "billing-dlq")
@@ -217,3 +217,103 @@ def test_filters_and_unknown_queue(stage, capsys):
     with pytest.raises(SystemExit):
         cli_main(["dlq", "list", "--queue", "nope"])
     assert "valid queues: billing-dlq" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["list", "replay"])
+def test_source_queues_are_refused_and_left_untouched(stage, capsys, action):
+    detail = session()
+    stage.client("sqs").send_message(QueueUrl=stage.queue_url("billing"), MessageBody=bus_body(detail))
+    with pytest.raises(SystemExit):
+        cli_main(["dlq", action, "--queue", "billing", *(["--execute", "--yes"] if action == "replay" else [])])
+    assert "'billing' is not a dead-letter queue; valid queues: billing-dlq, wallets-dlq, ocm-sync-dlq" in \
+        capsys.readouterr().err
+    [live] = stage.receive_all("billing")  # still visible to its consumer, received once (by this assertion)
+    assert live["Attributes"]["ApproximateReceiveCount"] == "1"
+
+
+# --- a session billing already invoiced (bus down for longer than the retries) ------------------
+
+def _bill_with_the_bus_down(db, settings, detail: dict) -> str:
+    """Billing stores the invoice and debits, then cannot publish: what a long bus outage leaves behind."""
+    from chalicelib.billing.repository import BillingRepository
+    from chalicelib.billing.service import BillingDeps, BillingPolicy, bill_session, invoice_id_for, open_wallet
+    from chalicelib.contracts.events import USER_REGISTERED, parse_event
+    from chalicelib.events.publisher import PublishError, RecordingPublisher
+
+    deps = BillingDeps(repo=BillingRepository(db), publisher=RecordingPublisher(fail_next=1),
+                       clock=bootstrap.utc_now, policy=BillingPolicy.from_settings(settings))
+    open_wallet(deps, parse_event(USER_REGISTERED, {"eventType": USER_REGISTERED, "userId": detail["userId"],
+                                                    "registeredAt": "2026-02-21T10:00:00Z"}))
+    with pytest.raises(PublishError):
+        bill_session(deps, parse_event("SESSION_ENDED", detail))
+    invoice = db.invoices.find_one({"_id": invoice_id_for(detail["sessionId"])})
+    assert invoice["status"] == "PAID" and not invoice.get("eventsPublished")
+    return invoice["_id"]
+
+
+def _capture(stage, detail_types: list[str]):
+    sqs, events = stage.client("sqs"), stage.client("events")
+    url = sqs.create_queue(QueueName="capture-billing")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="capture-billing", EventBusName=stage.settings.event_bus_name,
+                    EventPattern=json.dumps({"detail-type": detail_types}))
+    events.put_targets(Rule="capture-billing", EventBusName=stage.settings.event_bus_name,
+                       Targets=[{"Id": "capture-billing", "Arn": arn}])
+    return lambda: [(json.loads(m["Body"])["detail-type"], json.loads(m["Body"])["detail"]) for m in _drain(sqs, url)]
+
+
+def test_an_invoiced_session_with_unpublished_events_is_redriven_never_billing_failed(stage, db):
+    detail = session()
+    _bill_with_the_bus_down(db, stage.settings, detail)
+    put_dead(stage, bus_body(detail))  # SQS moved it after maxReceiveCount: PublishError on every receive
+    assert run_reconciler(stage)[0] == {"batchItemFailures": []}
+    assert stage.captured() == []
+    [back] = stage.receive_all("billing")
+    assert json.loads(back["Body"])["detail"]["sessionId"] == detail["sessionId"]
+    assert back["MessageAttributes"]["redriveCount"]["StringValue"] == "1"
+    [record] = list(db.dead_letters.find())
+    assert record["action"] == "redriven"
+
+
+def test_past_the_limit_it_is_parked_then_replay_lets_billing_publish_its_events(stage, db, capsys):
+    detail = session()
+    invoice_id = _bill_with_the_bus_down(db, stage.settings, detail)
+    limit = stage.settings.redrive_limit
+    put_dead(stage, bus_body(detail), failureClass="permanent", failureReason="PublishError: bus unreachable",
+             sourceQueue="billing", redriveCount=str(limit))
+    run_reconciler(stage)
+    capsys.readouterr()
+    assert stage.captured() == [] and stage.receive_all("billing") == []
+    [record] = list(db.dead_letters.find())
+    assert (record["action"], record["parked"], record["status"]) == ("billed-events-pending", True, "done")
+
+    # On-call fixes the bus, then replays: the check lets it through because the events are not published.
+    capture = _capture(stage, ["INVOICE_GENERATED", "PAYMENT_COMPLETED", "BILLING_FAILED"])
+    [summary, row] = cli(capsys, "replay", "--queue", "billing-dlq", "--execute", "--operator", "oncall-1")
+    assert (summary["replayed"], row["verdict"]) == (1, "replay")
+    [sent] = stage.receive_all("billing")
+
+    from chalicelib.billing.entry import handle_sessions
+
+    event = lambda_event([sent])
+    event["Records"][0]["eventSourceARN"] = event["Records"][0]["eventSourceARN"].replace("-dlq", "")
+    assert handle_sessions(event, Ctx()) == {"batchItemFailures": []}
+    published = capture()
+    assert sorted(t for t, _ in published) == ["INVOICE_GENERATED", "PAYMENT_COMPLETED"]
+    assert all(d["invoiceId"] == invoice_id for _, d in published)
+    assert db.invoices.find_one({"_id": invoice_id})["eventsPublished"] is True
+    assert db.ledger.count_documents({"kind": {"$ne": "OPENING"}}) == 1  # debited once, not twice
+
+
+def test_a_dead_letter_whose_invoice_events_are_published_is_skipped_by_replay(stage, db, capsys):
+    detail = session()
+    put_dead(stage, bus_body(detail), failureClass="permanent", failureReason="late duplicate")
+    db.invoices.insert_one({"_id": "inv-9", "sessionId": detail["sessionId"], "eventsPublished": True})
+    run_reconciler(stage)
+    capsys.readouterr()
+    assert stage.captured() == []
+    assert [r["action"] for r in db.dead_letters.find()] == ["already-billed"]
+    put_dead(stage, bus_body(detail), failureClass="permanent", failureReason="late duplicate")
+    [summary, row] = cli(capsys, "replay", "--queue", "billing-dlq", "--execute", "--operator", "oncall-1")
+    assert (summary["replayed"], row["verdict"]) == (0, "already-applied")
+    assert stage.receive_all("billing") == []

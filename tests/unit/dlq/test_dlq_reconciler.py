@@ -12,6 +12,9 @@ import pytest
 from chalicelib.contracts.events import BILLING_FAILED, derived_event_id, parse_event
 from chalicelib.dlq.letters import DeadLetter, letter_key, read_body
 from chalicelib.dlq.reconciler import (
+    ACTION_METRICS,
+    ALREADY_BILLED,
+    BILLED_EVENTS_PENDING,
     BILLING_FAILED_ACTION,
     DUPLICATE,
     PARKED,
@@ -20,7 +23,7 @@ from chalicelib.dlq.reconciler import (
     classify,
     redrive_delay,
 )
-from chalicelib.dlq.repository import DONE
+from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED
 from chalicelib.events.publisher import RecordingPublisher
 
 T0 = dt.datetime(2026, 2, 21, 15, 0, tzinfo=dt.UTC)
@@ -70,10 +73,28 @@ class RecordingQueues:
         return f"sent-{len(self.sent)}"
 
 
+class Invoices:
+    """Billing's invoices as the reconciler sees them: sessionId -> events state (absent = no invoice)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, str] = {}
+        self.asked: list[str] = []
+
+    def invoice_state(self, session_id: str) -> str | None:
+        self.asked.append(session_id)
+        return self.state.get(session_id)
+
+
 @pytest.fixture
-def parts():
+def invoices():
+    return Invoices()
+
+
+@pytest.fixture
+def parts(invoices):
     audit, queues, publisher = InMemoryDeadLetters(), RecordingQueues(), RecordingPublisher(clock=lambda: T0)
-    reconciler = Reconciler(audit, queues, publisher, lambda: T0, redrive_limit=3, redrive_delay_seconds=30)
+    reconciler = Reconciler(audit, queues, publisher, lambda: T0, invoices=invoices, redrive_limit=3,
+                            redrive_delay_seconds=30)
     return reconciler, audit, queues, publisher
 
 
@@ -206,3 +227,64 @@ def test_a_replay_that_fails_permanently_again_is_a_new_dead_letter(parts):
     assert (first.action, copy_of_first.action, after_replay.action) == (
         BILLING_FAILED_ACTION, DUPLICATE, BILLING_FAILED_ACTION)
     assert len(publisher.published) == 2
+
+
+# --- a session that billing already invoiced is never compensated ------------------------------
+
+@pytest.mark.parametrize("attrs", [
+    {},  # SQS moved it after maxReceiveCount (bus down: PublishError on every receive)
+    {"failureClass": "permanent", "failureReason": "PermanentStoreError after the debit", "sourceQueue": "billing"},
+], ids=["transient", "permanent-verdict"])
+def test_invoiced_but_unpublished_session_is_redriven_not_billing_failed(parts, invoices, attrs):
+    reconciler, audit, queues, publisher = parts
+    invoices.state[SESSION["sessionId"]] = EVENTS_PENDING
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), **attrs))
+    assert decision.action == REDRIVEN
+    assert publisher.published == []
+    [sent] = queues.sent
+    assert sent["queue"] == "billing" and sent["body"] == bus_body(SESSION)
+    assert sent["attributes"]["redriveCount"] == "1"
+    assert "events are not published" in decision.reason
+    assert audit.docs[decision.key]["parked"] is False
+
+
+@pytest.mark.parametrize("attrs", [{}, {"failureClass": "permanent", "failureReason": "store says no"}],
+                         ids=["transient", "permanent-verdict"])
+def test_invoiced_but_unpublished_past_the_limit_is_parked_as_billed_events_pending(parts, invoices, attrs):
+    reconciler, audit, queues, publisher = parts
+    invoices.state[SESSION["sessionId"]] = EVENTS_PENDING
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), redriveCount="3", **attrs))
+    assert decision.action == BILLED_EVENTS_PENDING
+    assert publisher.published == [] and queues.sent == []
+    record = audit.docs[decision.key]
+    assert record["parked"] is True and record["status"] == DONE and record["action"] == BILLED_EVENTS_PENDING
+    assert json.loads(json.dumps(record["body"]))["detail"]["sessionId"] == SESSION["sessionId"]  # kept for replay
+    assert "after 3 re-drive(s)" in decision.reason
+    # It counts as parked, so the <dlq>-parked alarm pages someone.
+    assert ACTION_METRICS[BILLED_EVENTS_PENDING] == ACTION_METRICS[PARKED]
+
+
+def test_invoiced_and_published_session_is_neither_compensated_nor_redriven(parts, invoices):
+    reconciler, audit, queues, publisher = parts
+    invoices.state[SESSION["sessionId"]] = EVENTS_PUBLISHED
+    for redrives in ("0", "3"):
+        decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), redriveCount=redrives,
+                                                            failureClass="permanent"))
+        assert decision.action == ALREADY_BILLED
+        assert audit.docs[decision.key]["parked"] is False and audit.docs[decision.key]["body"] is None
+    assert publisher.published == [] and queues.sent == []
+
+
+def test_without_an_invoice_billing_failed_is_still_published(parts, invoices):
+    reconciler, _, _, publisher = parts
+    other = "1d5e2b1c-98a4-4c7e-9a6c-2f0f1f3a4b5c"
+    invoices.state[other] = EVENTS_PENDING  # another session's invoice does not count
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), redriveCount="3"))
+    assert decision.action == BILLING_FAILED_ACTION and len(publisher.of_type(BILLING_FAILED)) == 1
+    assert invoices.asked == [SESSION["sessionId"]]
+
+
+def test_other_queues_do_not_look_at_invoices(parts, invoices):
+    reconciler, _, _, _ = parts
+    reconciler.handle("wallets-dlq", letter(bus_body({"userId": SESSION["userId"]}, "USER_REGISTERED")))
+    assert invoices.asked == []
