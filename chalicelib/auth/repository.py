@@ -1,11 +1,16 @@
 """Auth data access: users, sign-in attempts, refresh tokens and their families.
 
 Every hot write is keyed by ``_id`` (FerretDB scans for any other filter):
-users by their id, sign-in attempts by the SHA-256 of the normalised email,
-refresh tokens by the SHA-256 of the token, families by their id. The one
-non-``_id`` lookup is a user by email at sign-in, a single ``find_one`` backed by
-the unique ``email`` index, which is also what makes "one account per email"
-hold under concurrent registrations (no read-then-write).
+users by their id, sign-in attempt slots by the SHA-256 of the normalised email
+plus a generation and a slot number, refresh tokens (and their claims) by the
+SHA-256 of the token, families by their id. The one non-``_id`` lookup is a user
+by email at sign-in, a single ``find_one`` backed by the unique ``email`` index,
+which is also what makes "one account per email" hold under concurrent
+registrations (no read-then-write).
+
+"Exactly once" is always a unique ``_id`` insert (DuplicateKeyError = somebody
+else got it): FerretDB does not apply a guarded ``find_one_and_update`` or an
+``$inc`` atomically under concurrency, so neither is used for a guarantee here.
 """
 
 from __future__ import annotations
@@ -13,16 +18,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import DeleteOne, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chalicelib.store import IndexSpec, translate_errors
+from chalicelib.store.batches import bulk_write_chunked
 
 USERS = "users"
-LOGIN_ATTEMPTS = "auth_login_attempts"
+LOGIN_ATTEMPTS = "auth_login_attempts"  # one hint doc per email key: the current generation
+LOGIN_SLOTS = "auth_login_slots"  # "{key}:{generation}:{n}" per attempt, "{key}:{generation}:end" when closed
 REFRESH_TOKENS = "auth_refresh_tokens"
+REFRESH_CLAIMS = "auth_refresh_claims"  # _id = token hash; its insert is what spends a refresh token
 REFRESH_FAMILIES = "auth_refresh_families"
+
+_DELETE_BATCH = 50  # below FerretDB's 100-ops-per-batch deadlock, whatever MONGODB_MAX_BATCH_OPS says
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(collection=USERS, keys=(("email", 1),), unique=True, name="users_email_unique"),
@@ -68,31 +78,55 @@ class AuthRepository:
         return None if doc is None else int(doc["tokenVersion"])
 
     # --- sign-in attempts ------------------------------------------------------------
+    #
+    # Each sign-in takes a numbered slot "{key}:{generation}:{n}" by unique insert before
+    # bcrypt runs, so parallel guesses cannot take more than LOGIN_MAX_FAILURES slots of a
+    # generation. A success, an expired lock or a stale window closes the generation with
+    # the "{key}:{generation}:end" marker (never removed while it matters), so every caller
+    # agrees on the next generation even if the hint doc lags or goes back.
 
-    def find_attempts(self, key: str) -> dict[str, Any] | None:
-        with translate_errors("find sign-in attempts"):
-            return self.db[LOGIN_ATTEMPTS].find_one({"_id": key})
+    def login_generation(self, key: str) -> int:
+        """Where to start looking for the current generation (a hint: markers are the truth)."""
+        with translate_errors("find sign-in generation"):
+            doc = self.db[LOGIN_ATTEMPTS].find_one({"_id": key})
+        return int((doc or {}).get("generation", 0))
 
-    def record_failure(self, key: str, now: dt.datetime, restart: bool) -> int:
-        """Count a failed sign-in atomically; ``restart`` begins a new window at 1. Returns the count."""
-        update: dict[str, Any] = {"$set": {"lastFailureAt": now}}
-        if restart:
-            update["$set"]["failures"] = 1
-        else:
-            update["$inc"] = {"failures": 1}
-        with translate_errors("record sign-in failure"):
-            doc = self.db[LOGIN_ATTEMPTS].find_one_and_update(
-                {"_id": key}, update, upsert=True, return_document=ReturnDocument.AFTER
+    def generation_closed(self, key: str, generation: int) -> bool:
+        with translate_errors("find sign-in generation marker"):
+            return self.db[LOGIN_SLOTS].find_one({"_id": f"{key}:{generation}:end"}, {"_id": 1}) is not None
+
+    def take_login_slot(self, key: str, generation: int, slot: int, now: dt.datetime) -> bool:
+        """Take slot ``slot`` of the generation; ``False`` when another attempt already holds it."""
+        try:
+            with translate_errors("take sign-in slot"):
+                self.db[LOGIN_SLOTS].insert_one({"_id": f"{key}:{generation}:{slot}", "at": now})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def login_slot_time(self, key: str, generation: int, slot: int) -> dt.datetime | None:
+        with translate_errors("find sign-in slot"):
+            doc = self.db[LOGIN_SLOTS].find_one({"_id": f"{key}:{generation}:{slot}"})
+        return None if doc is None else doc["at"]
+
+    def release_login_slot(self, key: str, generation: int, slot: int) -> None:
+        with translate_errors("release sign-in slot"):
+            self.db[LOGIN_SLOTS].delete_one({"_id": f"{key}:{generation}:{slot}"})
+
+    def close_login_generation(self, key: str, generation: int, slots: int, now: dt.datetime) -> None:
+        """End a generation (idempotent): mark it, move the hint on, drop its slots and an old marker."""
+        try:
+            with translate_errors("close sign-in generation"):
+                self.db[LOGIN_SLOTS].insert_one({"_id": f"{key}:{generation}:end", "at": now})
+        except DuplicateKeyError:
+            pass  # a concurrent caller closed it: same outcome
+        with translate_errors("close sign-in generation"):
+            self.db[LOGIN_ATTEMPTS].update_one(
+                {"_id": key}, {"$max": {"generation": generation + 1}}, upsert=True
             )
-        return int(doc["failures"])
-
-    def lock(self, key: str, until: dt.datetime) -> None:
-        with translate_errors("lock sign-in"):
-            self.db[LOGIN_ATTEMPTS].update_one({"_id": key}, {"$set": {"lockedUntil": until, "failures": 0}})
-
-    def clear_attempts(self, key: str) -> None:
-        with translate_errors("clear sign-in attempts"):
-            self.db[LOGIN_ATTEMPTS].delete_one({"_id": key})
+        # One DeleteOne per _id (an ``$in`` filter is a full scan on FerretDB), in batches it can take.
+        stale = [f"{key}:{generation}:{n}" for n in range(1, slots + 1)] + [f"{key}:{generation - 1}:end"]
+        bulk_write_chunked(self.db[LOGIN_SLOTS], [DeleteOne({"_id": _id}) for _id in stale], _DELETE_BATCH)
 
     # --- refresh tokens ---------------------------------------------------------------
 
@@ -101,11 +135,23 @@ class AuthRepository:
             self.db[REFRESH_TOKENS].insert_one({"_id": token_hash, **record, "usedAt": None})
 
     def claim_refresh(self, token_hash: str, now: dt.datetime) -> dict[str, Any] | None:
-        """Mark the token used if nobody has; ``None`` when it is unknown or already used."""
+        """Spend the token: ``None`` when it is unknown or somebody already spent it.
+
+        The unique insert of ``{_id: token_hash}`` into ``auth_refresh_claims`` is the
+        spend, so of any number of racing callers exactly one gets the record back.
+        ``usedAt`` on the token is only a record for people reading the store.
+        """
+        record = self.find_refresh(token_hash)
+        if record is None:
+            return None
+        try:
+            with translate_errors("claim refresh token"):
+                self.db[REFRESH_CLAIMS].insert_one({"_id": token_hash, "claimedAt": now})
+        except DuplicateKeyError:
+            return None
         with translate_errors("claim refresh token"):
-            return self.db[REFRESH_TOKENS].find_one_and_update(
-                {"_id": token_hash, "usedAt": None}, {"$set": {"usedAt": now}}, return_document=ReturnDocument.AFTER
-            )
+            self.db[REFRESH_TOKENS].update_one({"_id": token_hash}, {"$set": {"usedAt": now}})
+        return {**record, "usedAt": now}
 
     def find_refresh(self, token_hash: str) -> dict[str, Any] | None:
         with translate_errors("find refresh token"):

@@ -26,6 +26,7 @@ from chalicelib.contracts.events import USER_REGISTERED, derived_event_id
 from chalicelib.contracts.inputs import LoginInput, RefreshTokenInput, RegisterInput
 from chalicelib.events.publisher import OutgoingEvent, PublishError
 from chalicelib.observability.logs import logger
+from chalicelib.store import TransientStoreError
 
 BAD_CREDENTIALS = "Email or password is incorrect."
 BAD_REFRESH = "The refresh token is invalid or expired; sign in again."
@@ -151,39 +152,64 @@ def _attempts_key(email: str) -> str:
 
 
 def login(deps: AuthDeps, raw_input: Any, *, correlation_id: str | None = None) -> dict[str, Any]:
-    """Same error and about the same time for an unknown email and a wrong password; lock after N failures."""
+    """Same error and about the same time for an unknown email and a wrong password; lock after N failures.
+
+    The attempt is counted (a slot taken) before bcrypt runs, so N parallel guesses
+    cannot get more than ``max_failures`` password checks between them.
+    """
     data = _load(LoginInput, raw_input)
     now = deps.now()
     key = _attempts_key(data["email"])
-    attempts = deps.repo.find_attempts(key)
-    locked_until = _aware((attempts or {}).get("lockedUntil"))
-    if locked_until is not None and locked_until > now:
-        raise _locked(locked_until, now)
+    generation, slot = _take_attempt(deps, key, now)
 
     user = deps.repo.find_user_by_email(data["email"])
     stored = user["passwordHash"] if user else dummy_hash(deps.policy.bcrypt_cost)
     if not verify_password(data["password"], stored) or user is None:
-        _count_failure(deps, key, attempts, now)
+        if slot >= deps.policy.max_failures:
+            until = now + dt.timedelta(seconds=deps.policy.lock_seconds)
+            logger.warning("sign-in locked", extra={"failures": slot, "lockSeconds": deps.policy.lock_seconds})
+            raise _locked(until, now)
         logger.info("sign-in refused", extra={"reason": "credentials"})
         raise Unauthorized(BAD_CREDENTIALS)
 
-    if attempts:
-        deps.repo.clear_attempts(key)
+    if slot == 1:
+        deps.repo.release_login_slot(key, generation, slot)  # no earlier failure to forget: one write
+    else:
+        deps.repo.close_login_generation(key, generation, deps.policy.max_failures, now)
     if not user.get("registrationPublished", True):
         publish_registration(deps, user, correlation_id=correlation_id)
     logger.info("user signed in", extra={"userId": user["_id"]})
     return _issue(deps, user, now)
 
 
-def _count_failure(deps: AuthDeps, key: str, attempts: Mapping[str, Any] | None, now: dt.datetime) -> None:
-    window_start = now - dt.timedelta(seconds=deps.policy.lock_seconds)
-    last = _aware((attempts or {}).get("lastFailureAt"))
-    failures = deps.repo.record_failure(key, now, restart=last is None or last < window_start)
-    if failures >= deps.policy.max_failures:
-        until = now + dt.timedelta(seconds=deps.policy.lock_seconds)
-        deps.repo.lock(key, until)
-        logger.warning("sign-in locked", extra={"failures": failures, "lockSeconds": deps.policy.lock_seconds})
-        raise _locked(until, now)
+def _take_attempt(deps: AuthDeps, key: str, now: dt.datetime) -> tuple[int, int]:
+    """Take the next attempt slot of the email's current generation: ``(generation, slot)``.
+
+    Raises ``AccountLocked`` when every slot of the generation is taken within the
+    last ``lock_seconds`` (failures, or guesses still being checked). A generation
+    whose newest slot is older than that (lock over, or the failures went stale)
+    is closed and counting starts again in the next one.
+    """
+    policy = deps.policy
+    stale_before = now - dt.timedelta(seconds=policy.lock_seconds)
+    generation = deps.repo.login_generation(key)
+    for _ in range(8):  # each round moves to a later generation; contention on one email is short
+        while deps.repo.generation_closed(key, generation):
+            generation += 1
+        slot = next((n for n in range(1, policy.max_failures + 1)
+                     if deps.repo.take_login_slot(key, generation, n, now)), None)
+        newest = policy.max_failures if slot is None else slot - 1
+        newest_at = _aware(deps.repo.login_slot_time(key, generation, newest)) if newest else None
+        if newest_at is not None and newest_at < stale_before:
+            deps.repo.close_login_generation(key, generation, policy.max_failures, now)
+            generation += 1
+            continue
+        if slot is not None:
+            return generation, slot
+        if newest_at is not None:
+            raise _locked(newest_at + dt.timedelta(seconds=policy.lock_seconds), now)
+        # the generation was closed (its slots deleted) while we counted: look again
+    raise TransientStoreError("sign-in attempts are contended; try again")
 
 
 def _locked(until: dt.datetime, now: dt.datetime) -> AccountLocked:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from dataclasses import replace
 
 import pytest
 
 from chalicelib.auth import service
 from chalicelib.auth.keys import KeyRing
-from chalicelib.auth.repository import INDEXES, REFRESH_TOKENS, USERS, AuthRepository
+from chalicelib.auth.repository import INDEXES, LOGIN_ATTEMPTS, LOGIN_SLOTS, REFRESH_TOKENS, USERS, AuthRepository
 from chalicelib.auth.service import AuthDeps, AuthPolicy
 from chalicelib.auth.tokens import hash_refresh_token
 from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized
@@ -91,6 +92,26 @@ def test_lockout_is_persisted_and_expires(deps):
 
 
 @pytest.mark.mongodb
+def test_a_success_forgets_earlier_failures_and_cleans_up_its_slots(deps, db):
+    service.register(deps, SEED)
+    bad = dict(LOGIN, password="wrong password!")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+    assert db[LOGIN_SLOTS].count_documents({}) == 2
+    service.login(deps, LOGIN)
+    [hint] = db[LOGIN_ATTEMPTS].find({})
+    assert hint["generation"] == 1
+    assert [doc["_id"].split(":", 1)[1] for doc in db[LOGIN_SLOTS].find({})] == ["0:end"]
+    for _ in range(2):  # counting starts again: two more failures do not lock (limit 3)
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+    service.login(deps, LOGIN)
+    assert db[LOGIN_ATTEMPTS].find_one({})["generation"] == 2
+    assert sorted(doc["_id"].split(":", 1)[1] for doc in db[LOGIN_SLOTS].find({})) == ["1:end"]
+
+
+@pytest.mark.mongodb
 def test_refresh_rotation_reuse_and_hashed_storage(deps, db):
     first = service.register(deps, SEED)
     second = service.refresh(deps, {"token": first["refreshToken"]})
@@ -106,18 +127,76 @@ def test_refresh_rotation_reuse_and_hashed_storage(deps, db):
 def test_a_refresh_token_is_spent_once_even_under_a_race(deps):
     token = service.register(deps, SEED)["refreshToken"]
     claims: list[object] = []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(8)
 
     def claim() -> None:
         barrier.wait()
         claims.append(deps.repo.claim_refresh(hash_refresh_token(token), deps.clock()))
 
-    threads = [threading.Thread(target=claim) for _ in range(4)]
+    threads = [threading.Thread(target=claim) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(c is not None for c in claims) == 1
+    assert len(claims) == 8 and sum(c is not None for c in claims) == 1
+
+
+@pytest.mark.mongodb
+def test_racing_refreshes_with_one_token_give_at_most_one_new_token(deps):
+    token = service.register(deps, SEED)["refreshToken"]
+    issued: list[str] = []
+    refused: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def use() -> None:
+        barrier.wait()
+        try:
+            issued.append(service.refresh(deps, {"token": token})["refreshToken"])
+        except Unauthorized:
+            refused.append("refused")
+
+    threads = [threading.Thread(target=use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(issued) <= 1 and len(issued) + len(refused) == 6
+    for new_token in issued:  # a concurrent replay is a replay: the family is revoked
+        with pytest.raises(Unauthorized):
+            service.refresh(deps, {"token": new_token})
+
+
+@pytest.mark.mongodb
+def test_parallel_wrong_guesses_cannot_exceed_the_lockout_limit(deps, monkeypatch):
+    """Counted before bcrypt: 8 racing guesses with a limit of 5 get 5 password checks, the rest AccountLocked."""
+    deps = replace(deps, policy=replace(deps.policy, max_failures=5))
+    service.register(deps, SEED)
+    checks: list[str] = []
+    real_verify = service.verify_password
+    monkeypatch.setattr(service, "verify_password", lambda pw, stored: checks.append(stored) or real_verify(pw, stored))
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def guess() -> None:
+        barrier.wait()
+        try:
+            service.login(deps, dict(LOGIN, password="wrong password!"))
+            outcomes.append("ok")
+        except (Unauthorized, AccountLocked) as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(checks) == 5
+    assert sorted(outcomes) == ["AccountLocked"] * 4 + ["Unauthorized"] * 4
+    with pytest.raises(AccountLocked):
+        service.login(deps, LOGIN)
+    assert len(checks) == 5  # refused before bcrypt while locked
+    deps.clock.now += dt.timedelta(seconds=601)
+    assert service.login(deps, LOGIN)["accessToken"]
 
 
 @pytest.mark.mongodb

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
@@ -17,11 +18,13 @@ T0 = dt.datetime(2026, 2, 21, 14, 0, tzinfo=dt.UTC)
 
 
 class InMemoryAuthRepository:
-    """Same methods and guarantees as ``AuthRepository`` (unique email, guarded claim), in dicts."""
+    """Same methods and guarantees as ``AuthRepository`` (unique email, one claim, unique slots), in dicts."""
 
     def __init__(self) -> None:
         self.users: dict[str, dict] = {}
-        self.attempts: dict[str, dict] = {}
+        self.attempts: dict[str, dict] = {}  # email key -> {"generation": g}
+        self.slots: dict[str, dict] = {}  # "{key}:{g}:{n}" / "{key}:{g}:end" -> {"at": time}
+        self.lock = threading.Lock()
         self.refresh: dict[str, dict] = {}
         self.families: dict[str, dict] = {}
 
@@ -45,20 +48,33 @@ class InMemoryAuthRepository:
         self.users[user_id]["tokenVersion"] += 1
         return self.users[user_id]["tokenVersion"]
 
-    def find_attempts(self, key):
-        return copy.deepcopy(self.attempts.get(key))
+    def login_generation(self, key):
+        return self.attempts.get(key, {}).get("generation", 0)
 
-    def record_failure(self, key, now, restart):
-        doc = self.attempts.setdefault(key, {"_id": key, "failures": 0})
-        doc["failures"] = 1 if restart else doc["failures"] + 1
-        doc["lastFailureAt"] = now
-        return doc["failures"]
+    def generation_closed(self, key, generation):
+        return f"{key}:{generation}:end" in self.slots
 
-    def lock(self, key, until):
-        self.attempts[key].update(lockedUntil=until, failures=0)
+    def take_login_slot(self, key, generation, slot, now):
+        with self.lock:  # the unique _id insert of the real store
+            if f"{key}:{generation}:{slot}" in self.slots:
+                return False
+            self.slots[f"{key}:{generation}:{slot}"] = {"at": now}
+            return True
 
-    def clear_attempts(self, key):
-        self.attempts.pop(key, None)
+    def login_slot_time(self, key, generation, slot):
+        return self.slots.get(f"{key}:{generation}:{slot}", {}).get("at")
+
+    def release_login_slot(self, key, generation, slot):
+        self.slots.pop(f"{key}:{generation}:{slot}", None)
+
+    def close_login_generation(self, key, generation, slots, now):
+        with self.lock:
+            self.slots.setdefault(f"{key}:{generation}:end", {"at": now})
+            doc = self.attempts.setdefault(key, {"_id": key, "generation": 0})
+            doc["generation"] = max(doc["generation"], generation + 1)
+            for n in range(1, slots + 1):
+                self.slots.pop(f"{key}:{generation}:{n}", None)
+            self.slots.pop(f"{key}:{generation - 1}:end", None)
 
     def insert_refresh(self, token_hash, record):
         assert token_hash not in self.refresh
