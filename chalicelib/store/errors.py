@@ -34,6 +34,43 @@ _TRANSIENT = (
 )
 
 
+# Server error codes that mean "busy, interrupted or failing over": the same request can succeed later.
+TRANSIENT_CODES = frozenset({
+    6,      # HostUnreachable
+    7,      # HostNotFound
+    50,     # MaxTimeMSExpired
+    89,     # NetworkTimeout
+    91,     # ShutdownInProgress
+    112,    # WriteConflict
+    189,    # PrimarySteppedDown
+    262,    # ExceededTimeLimit
+    9001,   # SocketException
+    10107,  # NotWritablePrimary
+    11600,  # InterruptedAtShutdown
+    11602,  # InterruptedDueToReplStateChange
+    13435,  # NotPrimaryNoSecondaryOk
+    13436,  # NotPrimaryOrSecondary
+})
+TRANSIENT_LABELS = ("TransientTransactionError", "RetryableWriteError")
+# FerretDB over SQLite answers a lock timeout with the SQLite message, under a generic code.
+_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "sqlite_busy", "sqlite_locked")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a driver error says "try again later" (by code, error label or FerretDB lock message)."""
+    if isinstance(exc, _TRANSIENT):
+        return True
+    if not isinstance(exc, mongo_errors.PyMongoError):
+        return False
+    has_label = getattr(exc, "has_error_label", None)
+    if has_label and any(has_label(label) for label in TRANSIENT_LABELS):
+        return True
+    if isinstance(exc, mongo_errors.OperationFailure) and exc.code in TRANSIENT_CODES:
+        return True
+    message = str(exc).lower()
+    return any(marker in message for marker in _TRANSIENT_MESSAGES)
+
+
 @contextmanager
 def translate_errors(operation: str) -> Iterator[None]:
     """Map driver errors raised inside the block to Transient/PermanentStoreError.
@@ -49,6 +86,7 @@ def translate_errors(operation: str) -> Iterator[None]:
     except mongo_errors.BulkWriteError:
         raise
     except mongo_errors.PyMongoError as exc:
-        if getattr(exc, "has_error_label", None) and exc.has_error_label("RetryableWriteError"):
-            raise TransientStoreError(f"{operation}: retryable write error") from exc
+        if is_transient(exc):
+            code = getattr(exc, "code", None)
+            raise TransientStoreError(f"{operation}: store busy ({type(exc).__name__}, code {code})") from exc
         raise PermanentStoreError(f"{operation}: {type(exc).__name__}") from exc

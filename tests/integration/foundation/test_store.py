@@ -35,3 +35,51 @@ def test_unreachable_store_is_a_transient_error():
                 get_database(settings).command("ping")
     finally:
         reset_clients()
+
+
+@pytest.mark.parametrize("code", [50, 91, 112, 189, 262, 10107, 11600, 11602, 13435, 13436])
+def test_busy_or_failing_over_server_codes_are_transient(code):
+    from pymongo.errors import OperationFailure
+
+    with pytest.raises(TransientStoreError, match=f"code {code}"):
+        with translate_errors("update wallet"):
+            raise OperationFailure("server says no", code=code)
+
+
+@pytest.mark.parametrize("label", ["TransientTransactionError", "RetryableWriteError"])
+def test_transient_error_labels_are_transient(label):
+    from pymongo.errors import OperationFailure
+
+    with pytest.raises(TransientStoreError):
+        with translate_errors("update wallet"):
+            raise OperationFailure("no luck", code=251, details={"errorLabels": [label], "code": 251})
+
+
+@pytest.mark.parametrize("message", ["database is locked", "SQLITE_BUSY: database is locked (5)",
+                                     "sqlite: database table is locked"])
+def test_ferretdb_sqlite_lock_messages_are_transient(message):
+    from pymongo.errors import OperationFailure, WriteError
+
+    for error in (OperationFailure(message, code=1), WriteError(message, code=1)):
+        with pytest.raises(TransientStoreError):
+            with translate_errors("insert invoice"):
+                raise error
+
+
+@pytest.mark.parametrize("code", [2, 9, 121, 13, 17280])  # BadValue, FailedToParse, validation, Unauthorized, key
+def test_request_errors_stay_permanent(code):
+    from pymongo.errors import OperationFailure
+
+    from chalicelib.store import PermanentStoreError
+
+    with pytest.raises(PermanentStoreError):
+        with translate_errors("find"):
+            raise OperationFailure("bad request", code=code)
+
+
+def test_duplicate_key_is_left_to_the_caller():
+    from pymongo.errors import DuplicateKeyError
+
+    with pytest.raises(DuplicateKeyError):
+        with translate_errors("insert"):
+            raise DuplicateKeyError("E11000 duplicate key", code=11000)
