@@ -1,4 +1,6 @@
-"""``python -m chalicelib ocm-sync [--full] [--max-pages N]``: the worker, run by hand.
+"""``python -m chalicelib ocm-sync [--full [--allow-mass-removal]] [--max-pages N] [--time-budget S]``.
+
+The worker, run by hand.
 
 Progress goes to stderr while it runs; the OCM_SYNC_COMPLETED payload (also
 published to the bus) is the last line on stdout, as JSON. Exit codes: 0 done,
@@ -9,7 +11,9 @@ published to the bus) is the last line on stdout, as JSON. Exit codes: 0 done,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import sys
 from typing import Any
 
@@ -17,10 +21,35 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("ocm-sync", help="mirror OpenChargeMap now (incremental, or --full sweep)")
     parser.add_argument("--full", action="store_true", help="page through every POI and mark vanished ones removed")
-    parser.add_argument("--max-pages", type=int, default=None, help="stop after N pages (resume with the next run)")
-    parser.add_argument("--time-budget", type=float, default=None, help="stop before N seconds have passed")
+    parser.add_argument("--max-pages", type=_positive_int, default=None,
+                        help="stop after N pages, N >= 1 (resume with the next run)")
+    parser.add_argument("--time-budget", type=_positive_seconds, default=None,
+                        help="stop before N seconds (> 0) have passed")
     parser.add_argument("--no-publish", action="store_true", help="do not put OCM_SYNC_COMPLETED on the bus")
+    parser.add_argument("--allow-mass-removal", action="store_true",
+                        help="with --full: remove unseen stations even when more than half the mirror went unseen")
     parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0 (0 used to mean "no limit", NaN and negatives "stop at once")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
 
 
 def _progress(line: str) -> None:
@@ -37,19 +66,23 @@ def run(args: argparse.Namespace) -> int:
 
     settings = bootstrap.settings()
     _progress(f"{'full sweep' if args.full else 'incremental sync'} from {settings.ocm_api_url}")
-    source = client(settings)
+    source = None
     try:
+        source = client(settings)
         deps = SyncDeps(source=source, repo=repository(),
                         publisher=None if args.no_publish else bootstrap.publisher(),
                         clock=bootstrap.utc_now, progress=_progress)
-        payload = run_sync(deps, sync_options(settings, args.full, args.max_pages),
-                           Deadline(budget_seconds=args.time_budget))
+        options = sync_options(settings, args.full, args.max_pages)
+        if getattr(args, "allow_mass_removal", False):
+            options = dataclasses.replace(options, max_removal_share=1.0)
+        payload = run_sync(deps, options, Deadline(budget_seconds=args.time_budget))
     except OcmAuthError as exc:
         return _fail("OcmAuthError", str(exc), 4)
     except (OcmError, StoreError, PublishError) as exc:
         return _fail(type(exc).__name__, str(exc), 5)
     finally:
-        source.close()
+        if source is not None:
+            source.close()
     print(json.dumps(payload), flush=True)
     return 0 if payload["complete"] else 3
 

@@ -146,7 +146,8 @@ def _attribution_note(values: list[dict] | None) -> str | None:
     # A POI may carry its own attribution as MetadataFieldID 4; a mirror must keep it.
     for item in values or []:
         if item.get("MetadataFieldID") == 4:
-            return _clean(item.get("ItemValue")) or _clean((item.get("MetadataFieldOption") or {}).get("Title"))
+            option = item.get("MetadataFieldOption")
+            return _clean(item.get("ItemValue")) or (_clean(option.get("Title")) if isinstance(option, dict) else None)
     return None
 
 
@@ -158,11 +159,20 @@ def map_record(record: Any) -> MappedPoi:
         poi = _SCHEMA.load(record)
     except MarshmallowError as exc:
         raise RecordInvalid(record.get("ID"), flatten_messages(exc.messages)) from None
+    try:
+        body = _body(poi, record)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        # The schema let through a shape the mapping did not expect: one bad record, not a failed sync.
+        raise RecordInvalid(poi["ID"], {"_schema": f"unexpected shape ({type(exc).__name__})"}) from None
+    return MappedPoi(ocm_id=poi["ID"], hash=content_hash(record), body=body)
+
+
+def _body(poi: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     address = poi["AddressInfo"]
     lat, lon = address["Latitude"], address["Longitude"]
     country = (address["Country"] or {}).get("ISOCode") or country_code(address["CountryID"])
     provider = _provider(poi)
-    body = {
+    return {
         "ocm_id": poi["ID"],
         "uuid": poi["UUID"],
         "title": _clean(address["Title"]),
@@ -189,4 +199,3 @@ def map_record(record: Any) -> MappedPoi:
         "dateCreated": poi["DateCreated"],
         "raw": record,
     }
-    return MappedPoi(ocm_id=poi["ID"], hash=content_hash(record), body=body)

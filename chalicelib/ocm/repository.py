@@ -49,6 +49,16 @@ class PageOutcome:
     round_trips: int = 0
 
 
+@dataclass
+class RemovalOutcome:
+    """What the end of a full sweep did: ``held`` > 0 means the mass-removal guard refused."""
+
+    removed: int = 0
+    held: int = 0
+    candidates: int = 0
+    seen: int = 0
+
+
 class MirrorRepository:
     """The OCM mirror in one collection plus a small state collection for checkpoints."""
 
@@ -137,13 +147,18 @@ class MirrorRepository:
                                   {"sweepId": sweep_id, "ids": list(ocm_ids)}, upsert=True)
 
     def mark_unseen_removed(self, sweep_id: str, sweep_started_at: dt.datetime, now: dt.datetime,
-                            countries: Iterable[str] = ()) -> int:
-        """Soft-delete every live POI the completed sweep did not see; return how many.
+                            countries: Iterable[str] = (), max_share: float = 1.0) -> RemovalOutcome:
+        """Soft-delete every live POI the completed sweep did not see, unless that is too many.
 
         Holds the sweep's id set (ints) in memory once, at the end. ``seenAt <
         sweep start`` spares POIs an incremental run inserted or rewrote while the
         sweep was under way. With ``OCM_COUNTRIES`` set the sweep only covered
         those countries, so only they are candidates.
+
+        OCM delists a handful of POIs a day. When the unseen share of the live
+        candidates exceeds ``max_share``, the likelier story is a short or empty
+        feed (an outage, a filter change, a truncated answer), not a mass
+        delisting: nothing is removed and the outcome says how many were held.
         """
         with translate_errors("read sweep pages"):
             seen: set[int] = set()
@@ -154,19 +169,22 @@ class MirrorRepository:
         if countries:
             query["address.countryCode"] = {"$in": countries}
         with translate_errors("find live stations"):
-            missing = [d["_id"] for d in self.stations.find(query, {"_id": 1, "ocm_id": 1})
-                       if d["ocm_id"] not in seen]
-        removed = 0
+            live = list(self.stations.find(query, {"_id": 1, "ocm_id": 1}))
+        missing = [d["_id"] for d in live if d["ocm_id"] not in seen]
+        outcome = RemovalOutcome(candidates=len(live), seen=len(seen))
+        if missing and len(missing) > max_share * len(live):
+            outcome.held = len(missing)
+            missing = []
         for start in range(0, len(missing), 1000):
             with translate_errors("mark removed stations"):
                 result = self.stations.update_many(
                     {"_id": {"$in": missing[start:start + 1000]}, "removed": False},
                     {"$set": {"removed": True, "removedAt": now, "updatedAt": now}},
                 )
-            removed += result.modified_count
+            outcome.removed += result.modified_count
         with translate_errors("forget sweep pages"):
             self.seen.delete_many({"sweepId": sweep_id})
-        return removed
+        return outcome
 
     # --- checkpoints ---------------------------------------------------------------------------
 

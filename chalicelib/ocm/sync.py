@@ -27,7 +27,7 @@ from chalicelib.contracts.fields import iso_utc
 from chalicelib.events.publisher import OutgoingEvent, Publisher
 from chalicelib.observability.logs import logger
 from chalicelib.ocm.mapping import MappedPoi, RecordInvalid, map_record
-from chalicelib.ocm.repository import MirrorRepository
+from chalicelib.ocm.repository import MirrorRepository, RemovalOutcome
 
 SOURCE = "ocm-sync-worker"
 INCREMENTAL = "incremental"
@@ -46,7 +46,7 @@ class Deadline:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._remaining_ms = remaining_ms
         self._monotonic = monotonic
-        self._budget_end = monotonic() + budget_seconds if budget_seconds else None
+        self._budget_end = monotonic() + budget_seconds if budget_seconds is not None else None
 
     def seconds_left(self) -> float | None:
         candidates = []
@@ -65,6 +65,9 @@ class SyncOptions:
     countries: tuple[str, ...] = ()
     max_pages: int | None = None
     min_margin_seconds: float = 10.0  # never start a page with less than this left
+    # A full sweep removes nothing when more than this share of live stations went unseen
+    # (a short or empty feed, not a mass delisting); 1.0 turns the guard off.
+    max_removal_share: float = 0.5
 
 
 @dataclass
@@ -74,6 +77,7 @@ class SyncTotals:
     updated: int = 0
     failed: int = 0
     removed: int = 0
+    removal_held: int = 0
     pages: int = 0
     round_trips: int = 0
     failed_ids: list[Any] = field(default_factory=list)
@@ -180,9 +184,26 @@ def run_sync(deps: SyncDeps, options: SyncOptions, deadline: Deadline | None = N
 
 def _finish(deps: SyncDeps, mode: str, run: dict[str, Any], totals: SyncTotals, options: SyncOptions) -> None:
     if mode == FULL:
-        totals.removed = deps.repo.mark_unseen_removed(run["runId"], run["startedAt"], deps.clock(),
-                                                       options.countries)
+        outcome = deps.repo.mark_unseen_removed(run["runId"], run["startedAt"], deps.clock(),
+                                                options.countries, max_share=options.max_removal_share)
+        totals.removed, totals.removal_held = outcome.removed, outcome.held
+        if outcome.held:
+            _report_held_removal(deps, run, outcome, options)
     deps.repo.save_run(mode, None, last_success_at=run["startedAt"])
+
+
+def _report_held_removal(deps: SyncDeps, run: dict[str, Any], outcome: RemovalOutcome,
+                         options: SyncOptions) -> None:
+    """The guard refused: say so loudly (log + ``OcmSweepRemovalHeld`` metric), remove nothing."""
+    from chalicelib.observability.metrics import MetricUnit, metrics
+
+    logger.error("OCM full sweep saw too few stations; removal held", extra={
+        "runId": run["runId"], "unseen": outcome.held, "liveCandidates": outcome.candidates,
+        "seenIds": outcome.seen, "maxRemovalShare": options.max_removal_share})
+    metrics.add_metric(name="OcmSweepRemovalHeld", unit=MetricUnit.Count, value=outcome.held)
+    if deps.progress:
+        deps.progress(f"removal held: {outcome.held} of {outcome.candidates} live stations unseen "
+                      f"(more than {options.max_removal_share:.0%}); nothing removed")
 
 
 def _report(deps: SyncDeps, mode: str, run: dict[str, Any], totals: SyncTotals, started_at: dt.datetime,
@@ -201,7 +222,8 @@ def _report(deps: SyncDeps, mode: str, run: dict[str, Any], totals: SyncTotals, 
         "complete": complete,
     }
     logger.info("OCM sync finished", extra={**payload, "runId": run["runId"], "pages": totals.pages,
-                                            "roundTrips": totals.round_trips, "failedIds": totals.failed_ids})
+                                            "roundTrips": totals.round_trips, "failedIds": totals.failed_ids,
+                                            "removalHeld": totals.removal_held})
     if deps.publisher is not None:
         event_id = derived_event_id(OCM_SYNC_COMPLETED, f"{run['runId']}:{run['pages']}:{iso_utc(started_at)}")
         deps.publisher.publish([OutgoingEvent(OCM_SYNC_COMPLETED, payload, event_id=event_id,

@@ -252,3 +252,46 @@ def test_time_limit_stops_cleanly_before_a_page(deps, repo, standin, opts):
     assert payload["complete"] is False and payload["processed"] == 0
     assert standin.request_count == 0
     assert repo.load_state("incremental")["run"]["cursor"] == 0
+
+
+class _ShortFeed:
+    """A PageSource that answers with only the first ``count`` records, then nothing (a truncated feed)."""
+
+    def __init__(self, records: list[dict], count: int) -> None:
+        self.records = records[:count]
+
+    def fetch_page(self, *, after_id: int, page_size: int, modified_since=None) -> list[dict]:
+        return [r for r in self.records if r["ID"] > after_id][:page_size]
+
+
+@pytest.mark.parametrize("count", [0, 300])
+def test_full_sweep_seeing_too_few_stations_removes_nothing(deps, repo, clock, opts, fixture_records_master,
+                                                             count, caplog, monkeypatch):
+    from chalicelib.observability.metrics import metrics
+
+    added: list[tuple[str, float]] = []
+    monkeypatch.setattr(metrics, "add_metric", lambda name, unit, value: added.append((name, value)))
+    run_sync(deps, opts())
+    clock.advance(hours=1)
+    short = SyncDeps(source=_ShortFeed(sorted(fixture_records_master, key=lambda r: r["ID"]), count),
+                     repo=repo, publisher=None, clock=clock)
+
+    with caplog.at_level("ERROR"):
+        sweep = run_sync(short, opts(full=True))
+
+    assert sweep["complete"] is True and sweep["processed"] == count
+    assert sweep["removed"] == 0 and repo.count({"removed": True}) == 0
+    assert ("OcmSweepRemovalHeld", 1586 - count) in added
+    assert "removal held" in caplog.text
+    assert repo.seen.count_documents({}) == 0  # the sweep's page records are forgotten either way
+
+
+def test_full_sweep_removes_a_large_share_when_the_guard_is_opened(deps, repo, clock, opts, fixture_records_master):
+    run_sync(deps, opts())
+    clock.advance(hours=1)
+    short = SyncDeps(source=_ShortFeed(sorted(fixture_records_master, key=lambda r: r["ID"]), 300),
+                     repo=repo, publisher=None, clock=clock)
+
+    sweep = run_sync(short, opts(full=True, max_removal_share=1.0))
+
+    assert sweep["removed"] == 1586 - 300 == repo.count({"removed": True})

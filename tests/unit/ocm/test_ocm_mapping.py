@@ -99,3 +99,28 @@ def test_invalid_records_name_the_field(record, field):
 def test_non_object_record_is_invalid():
     with pytest.raises(RecordInvalid):
         map_record(["not", "a", "record"])
+
+
+@pytest.mark.parametrize("option", ["NOBIL", ["NOBIL"], 4, None])
+def test_metadata_option_that_is_not_an_object_is_ignored_not_fatal(records, option):
+    record = copy.deepcopy(records[0])
+    record["MetadataValues"] = [{"MetadataFieldID": 4, "ItemValue": None, "MetadataFieldOption": option}]
+    assert map_record(record).body["attribution"]["note"] is None
+
+
+def test_metadata_option_title_is_the_fallback_note(records):
+    record = copy.deepcopy(records[0])
+    record["MetadataValues"] = [{"MetadataFieldID": 4, "MetadataFieldOption": {"Title": " Data from NOBIL "}}]
+    assert map_record(record).body["attribution"]["note"] == "Data from NOBIL"
+
+
+def test_an_unexpected_shape_past_the_schema_is_a_record_error_not_a_crash(records, monkeypatch):
+    from chalicelib.ocm import mapping
+
+    def broken(poi):
+        raise AttributeError("'str' object has no attribute 'get'")
+
+    monkeypatch.setattr(mapping, "_provider", broken)
+    with pytest.raises(RecordInvalid) as err:
+        map_record(copy.deepcopy(records[0]))
+    assert err.value.ocm_id == records[0]["ID"] and "_schema" in err.value.problems
