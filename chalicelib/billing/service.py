@@ -391,10 +391,12 @@ def decode_cursor(token: Any) -> tuple[dt.datetime, str]:
         padded = str(token) + "=" * (-len(str(token)) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         millis, invoice_id = int(data["t"]), str(data["i"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        position = EPOCH + dt.timedelta(milliseconds=millis)
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
+        # OverflowError: a forged "t" beyond datetime's range (10**20, 1e400) is a bad token, not a crash.
         raise ValidationError("Invalid input: after: not a token returned by invoices.",
                               details={"after": "invalid cursor"}) from None
-    return EPOCH + dt.timedelta(milliseconds=millis), invoice_id
+    return position, invoice_id
 
 
 def _iso(value: dt.datetime) -> str:
