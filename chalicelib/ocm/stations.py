@@ -22,6 +22,7 @@ MAX_RADIUS_KM = 100.0
 MAX_FIRST = 100
 DEFAULT_FIRST = 20
 MAX_BOX_CANDIDATES = 50000
+MAX_SHRINKS = 6  # halve the radius at most this often when a box holds too many candidates
 
 
 class StationsNearArgs(Schema):
@@ -99,15 +100,38 @@ def stations_near(repo: MirrorRepository, args: Any) -> list[dict[str, Any]]:
     """Live stations within ``radiusKm`` of (lat, lon), nearest first, at most ``first``."""
     a = _load(StationsNearArgs(), args)
     first = a["first"] or DEFAULT_FIRST
-    south, north, lon_ranges = bounding_box(a["lat"], a["lon"], a["radiusKm"])
-    candidates = repo.in_box(south, north, lon_ranges, MAX_BOX_CANDIDATES)
+    radius = a["radiusKm"]
+    for _ in range(MAX_SHRINKS + 1):
+        hits = _hits_within(repo, a["lat"], a["lon"], radius)
+        # Complete when the box was not cut; a shrunk circle answers only if it holds ``first`` hits,
+        # because then nothing outside it can be nearer than they are.
+        if hits is not None and (radius == a["radiusKm"] or len(hits) >= first):
+            return [to_station(doc, distance) for distance, _, doc in hits[:first]]
+        if hits is not None:
+            break  # the smaller circle is too sparse and the full one too dense: no exact answer
+        radius /= 2
+    raise ValidationError("Invalid input: radiusKm: too many stations in this area; use a smaller radiusKm.",
+                          details={"radiusKm": "too many stations in this area"})
+
+
+def _hits_within(repo: MirrorRepository, lat: float, lon: float,
+                 radius: float) -> list[tuple[float, int, dict[str, Any]]] | None:
+    """Stations within ``radius``, nearest first; ``None`` when the box held more than we read.
+
+    The store returns box candidates in no particular order, so a cut list could
+    miss the nearest: ask for one more than the cap to know whether it was cut.
+    """
+    south, north, lon_ranges = bounding_box(lat, lon, radius)
+    candidates = repo.in_box(south, north, lon_ranges, MAX_BOX_CANDIDATES + 1)
+    if len(candidates) > MAX_BOX_CANDIDATES:
+        return None
     hits = []
     for doc in candidates:
-        distance = haversine_km(a["lat"], a["lon"], doc["lat"], doc["lon"])
-        if distance <= a["radiusKm"]:
+        distance = haversine_km(lat, lon, doc["lat"], doc["lon"])
+        if distance <= radius:
             hits.append((distance, doc["ocm_id"], doc))
     hits.sort(key=lambda h: (h[0], h[1]))
-    return [to_station(doc, distance) for distance, _, doc in hits[:first]]
+    return hits
 
 
 def station(repo: MirrorRepository, args: Any) -> dict[str, Any] | None:

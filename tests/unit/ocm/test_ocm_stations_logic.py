@@ -95,3 +95,49 @@ def test_station_shape_matches_the_schema():
     assert station["address"] == {"line1": "a", "town": "b", "postcode": "c", "countryCode": "DE"}
     assert station["connections"] == [{"type": "CCS", "powerKw": 150.0, "quantity": 2}]
     assert (station["operator"], station["status"], station["distanceKm"]) == ("Op", "Operational", None)
+
+
+class _CappedRepo:
+    """Like the store: box candidates in storage order, cut at ``limit``."""
+
+    def __init__(self, docs):
+        self.docs = docs
+        self.limits = []
+
+    def in_box(self, south, north, lon_ranges, limit):
+        self.limits.append(limit)
+        inside = [d for d in self.docs if south <= d["lat"] <= north
+                  and any(lo <= d["lon"] <= hi for lo, hi in lon_ranges)]
+        return inside[:limit]
+
+
+def _dense_area():
+    # 30 far stations stored first (about 20-40 km north), then the 3 nearest ones.
+    far = [_doc(100 + i, 52.70 + i * 0.005, 13.40) for i in range(30)]
+    return far + [_doc(3, 52.503, 13.40), _doc(1, 52.501, 13.40), _doc(2, 52.502, 13.40)]
+
+
+def test_a_cut_candidate_list_never_hides_the_nearest(monkeypatch):
+    from chalicelib.ocm import stations
+
+    monkeypatch.setattr(stations, "MAX_BOX_CANDIDATES", 10)
+    repo = _CappedRepo(_dense_area())
+    result = stations_near(repo, {"lat": 52.50, "lon": 13.40, "radiusKm": 50, "first": 3})
+    assert [s["ocmId"] for s in result] == [1, 2, 3]
+    assert repo.limits[0] == 11  # asks for one more than the cap, to know whether it was cut
+
+
+def test_too_dense_for_an_exact_answer_is_a_clear_error(monkeypatch):
+    from chalicelib.ocm import stations
+
+    monkeypatch.setattr(stations, "MAX_BOX_CANDIDATES", 10)
+    with pytest.raises(ValidationError) as err:
+        stations_near(_CappedRepo(_dense_area()), {"lat": 52.50, "lon": 13.40, "radiusKm": 50, "first": 20})
+    assert "radiusKm" in err.value.details
+
+
+def test_an_uncut_box_answers_from_the_requested_radius():
+    repo = _CappedRepo(_dense_area())
+    result = stations_near(repo, {"lat": 52.50, "lon": 13.40, "radiusKm": 50, "first": 20})
+    assert [s["ocmId"] for s in result][:3] == [1, 2, 3] and len(result) == 20
+    assert len(repo.limits) == 1
