@@ -150,9 +150,12 @@ class BillingRepository:
                     raise
                 return stored
 
-    def settle_invoice(self, invoice_id: str, status: str, payment: Mapping[str, Any]) -> None:
+    def settle_invoice(self, invoice_id: str, status: str, payment: Mapping[str, Any]) -> bool:
+        """Record the payment unless one is recorded already (the first one stays); True if this call did."""
         with translate_errors("settle invoice"):
-            self.db[INVOICES].update_one({"_id": invoice_id}, {"$set": {"status": status, "payment": dict(payment)}})
+            result = self.db[INVOICES].update_one({"_id": invoice_id, "payment": {"$exists": False}},
+                                                  {"$set": {"status": status, "payment": dict(payment)}})
+        return result.modified_count == 1
 
     def mark_published(self, invoice_id: str) -> None:
         with translate_errors("mark invoice events published"):
@@ -224,7 +227,8 @@ class BillingRepository:
         if reason:
             update["reason"] = reason
         with translate_errors("update ledger entry"):
-            self.db[LEDGER].update_one({"_id": entry_id}, {"$set": update})
+            # Only a PENDING entry is settled: a twin attempt never rewrites an outcome already recorded.
+            self.db[LEDGER].update_one({"_id": entry_id, "status": "PENDING"}, {"$set": update})
 
     def ledger_of(self, wallet_id: str) -> list[dict[str, Any]]:
         with translate_errors("read ledger"):

@@ -145,11 +145,7 @@ def bill_session(deps: BillingDeps, event: Event, *, final_attempt: bool = False
     if invoice is None:
         invoice = _issue_invoice(deps, session, invoice_id)
     if not invoice.get("payment"):
-        payment = _collect_payment(deps, invoice, final_attempt)
-        status = "PAID" if payment["outcome"] == "COMPLETED" else "OPEN"
-        deps.repo.settle_invoice(invoice_id, status, payment)
-        invoice = {**invoice, "status": status, "payment": payment}
-        deps.checkpoint("invoice_settled")
+        invoice = _settle(deps, invoice, final_attempt)
     if not invoice.get("eventsPublished"):
         deps.publisher.publish(events_for(invoice), correlation_id=correlation_id)
         deps.checkpoint("events_published")
@@ -157,6 +153,27 @@ def bill_session(deps: BillingDeps, event: Event, *, final_attempt: bool = False
         deps.checkpoint("invoice_marked")
     return {"invoiceId": invoice_id, "number": invoice["number"], "status": invoice["status"],
             "total": money_text(invoice["totalCents"]), "payment": invoice["payment"]["outcome"]}
+
+
+def _settle(deps: BillingDeps, invoice: Mapping[str, Any], final_attempt: bool) -> dict[str, Any]:
+    """Collect and record the payment once, even when a twin delivery of the session runs alongside.
+
+    Under the invoice's lock the invoice is read again (a twin may have settled it),
+    the store keeps the first payment written, and the result is what the store
+    holds: both deliveries then publish the same events (same eventId, same paidAt).
+    """
+    invoice_id = invoice["_id"]
+    with lease(deps, f"invoice:{invoice_id}", "invoice busy"):
+        current = deps.repo.invoice(invoice_id) or invoice
+        if not current.get("payment"):
+            payment = _collect_payment(deps, current, final_attempt)
+            status = "PAID" if payment["outcome"] == "COMPLETED" else "OPEN"
+            deps.repo.settle_invoice(invoice_id, status, payment)
+            deps.checkpoint("invoice_settled")
+    stored = deps.repo.invoice(invoice_id)
+    if stored is None or not stored.get("payment"):
+        raise TransientError(f"invoice {invoice_id} not settled after settling; retrying")
+    return stored
 
 
 def _tariff_for(deps: BillingDeps, station_id: str) -> Tariff:
@@ -249,19 +266,25 @@ def _apply(deps: BillingDeps, wallet_id: str, entry: Mapping[str, Any], guard_fl
 
 @contextmanager
 def wallet_lock(deps: BillingDeps, wallet_id: str) -> Iterator[None]:
-    """One writer per wallet: a lease lock taken by unique insert (see ``acquire_lock``).
+    """One writer per wallet (see :func:`lease`)."""
+    with lease(deps, f"wallet:{wallet_id}", "wallet busy"):
+        yield
 
-    A killed holder's lease expires after ``LOCK_LEASE_SECONDS``; a busy wallet after a
-    short wait is a transient failure, so the message is retried with back-off.
+
+@contextmanager
+def lease(deps: BillingDeps, name: str, busy: str) -> Iterator[None]:
+    """A lease lock taken by unique insert (see ``acquire_lock``); not re-entrant.
+
+    A killed holder's lease expires after ``LOCK_LEASE_SECONDS``; a lock still busy
+    after a short wait is a transient failure, so the message is retried with back-off.
     """
     owner = str(uuid.uuid4())
-    name = f"wallet:{wallet_id}"
     for attempt in range(LOCK_TRIES):
         if deps.repo.acquire_lock(name, owner, deps.now(), LOCK_LEASE_SECONDS):
             break
         deps.sleep(LOCK_WAIT_SECONDS * (attempt + 1))
     else:
-        raise TransientError("wallet busy; retrying later")
+        raise TransientError(f"{busy}; retrying later")
     try:
         yield
     finally:
@@ -311,28 +334,39 @@ def issue_credit_note(deps: BillingDeps, invoice_id: str, *, amount: Decimal, re
         raise NotFound("No such invoice.")
     note_id = str(uuid.uuid5(INVOICE_NAMESPACE, f"credit:{invoice_id}:{key}"))
     gross = to_cents(round_cents(amount))
-    earlier = sum(-n["totalCents"] for n in deps.repo.credit_notes_of(invoice_id) if n["_id"] != note_id)
-    if gross <= 0 or earlier + gross > invoice["totalCents"]:
-        raise ValidationError("Credit amount must be positive and at most what is left on the invoice.",
-                              details={"amount": "out of range"})
-    rate = Decimal(invoice.get("vatRate", "0"))
-    vat = to_cents((from_cents(gross) * rate / (1 + rate)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-    now = deps.now()
-    number = reserve_number(deps.repo, "CN", f"credit:{note_id}", now.year)
-    note = deps.repo.insert_credit_note({
-        "_id": note_id, "number": number, "invoiceId": invoice_id, "invoiceNumber": invoice["number"],
-        "userId": invoice["userId"], "currency": invoice["currency"], "reason": reason[:500],
-        "netCents": -(gross - vat), "vatCents": -vat, "totalCents": -gross, "issuedAt": now,
-    })
+    # The check "credits never exceed the total" reads, then writes: one writer per invoice's credits.
+    with lease(deps, f"credit:{invoice_id}", "credit notes of this invoice busy"):
+        notes = deps.repo.credit_notes_of(invoice_id)
+        note = next((n for n in notes if n["_id"] == note_id), None)
+        if note is None:
+            earlier = sum(-n["totalCents"] for n in notes)
+            if gross <= 0 or earlier + gross > invoice["totalCents"]:
+                raise ValidationError("Credit amount must be positive and at most what is left on the invoice.",
+                                      details={"amount": "out of range"})
+            note = _insert_credit_note(deps, invoice, note_id, gross, reason)
     if invoice.get("status") == "PAID":
+        # A retry under the same key returns the stored note: refund what the note says, not this call's amount.
         entry = deps.repo.insert_ledger_entry({
             "_id": f"{invoice['userId']}:credit:{note_id}", "walletId": invoice["userId"], "kind": "REFUND",
-            "creditNoteId": note_id, "amountCents": gross, "currency": invoice["currency"], "status": "PENDING",
-            "createdAt": now,
+            "creditNoteId": note_id, "amountCents": -note["totalCents"], "currency": invoice["currency"],
+            "status": "PENDING", "createdAt": deps.now(),
         })
         if entry["status"] == "PENDING":
             _apply(deps, invoice["userId"], entry, guard_floor=False)
     return note
+
+
+def _insert_credit_note(deps: BillingDeps, invoice: Mapping[str, Any], note_id: str, gross: int,
+                        reason: str) -> dict[str, Any]:
+    rate = Decimal(invoice.get("vatRate", "0"))
+    vat = to_cents((from_cents(gross) * rate / (1 + rate)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    now = deps.now()
+    number = reserve_number(deps.repo, "CN", f"credit:{note_id}", now.year)
+    return deps.repo.insert_credit_note({
+        "_id": note_id, "number": number, "invoiceId": invoice["_id"], "invoiceNumber": invoice["number"],
+        "userId": invoice["userId"], "currency": invoice["currency"], "reason": reason[:500],
+        "netCents": -(gross - vat), "vatCents": -vat, "totalCents": -gross, "issuedAt": now,
+    })
 
 
 # --- queries ---------------------------------------------------------------------------------
