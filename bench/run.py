@@ -131,7 +131,7 @@ def rows_billing(result: dict[str, Any] | None, note: str, events: int) -> list[
 
 
 def rows_authorizer(result: dict[str, Any] | None, note: str, tokens: int) -> list[Row]:
-    how = f"`bench/bench_authorizer.py --tokens {tokens}`: RS256 verify + claims + deny-list, in process"
+    how = f"`bench/bench_authorizer.py --tokens {tokens}`: EdDSA (Ed25519) verify + claims + deny-list, in process"
     if not result:
         return [("authorizer verify time", f"not measured ({note})", how)]
     verify, imported = result.get("verify", {}), result.get("import", {})
@@ -160,11 +160,11 @@ def render(rows: list[Row], meta: str) -> str:
 
 def rewrite_readme(block: str) -> bool:
     text = README.read_text()
-    if START not in text or END not in text:
+    # The markers count only on a line of their own (prose may mention them).
+    pattern = re.compile(rf"^{re.escape(START)}$.*?^{re.escape(END)}$", re.S | re.M)
+    if not pattern.search(text):
         return False
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(head + block + tail)
+    README.write_text(pattern.sub(lambda _: block, text, count=1))
     return True
 
 
