@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from appsync.infra import Changes
+from appsync.infra import Changes, delete_rule
 from chalicelib.config import Settings
 
 MANAGED_TAG = "jucr:managed-by"
@@ -391,15 +391,7 @@ class AppSyncApi:
         events = self.client("events")
         bus = self.settings.event_bus_name
         for detail_type in BUS_TO_MUTATION:
-            name = self.bus_rule_name(detail_type)
-            try:
-                targets = events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]
-            except events.exceptions.ResourceNotFoundException:
-                continue
-            if targets:
-                events.remove_targets(Rule=name, EventBusName=bus, Ids=[t["Id"] for t in targets])
-            events.delete_rule(Name=name, EventBusName=bus)
-            self.changes.record("deleted", "rule", name)
+            delete_rule(events, self.bus_rule_name(detail_type), bus, self.changes)
         api = self.find_api()
         if api is not None:
             self.client("appsync").delete_graphql_api(apiId=api["apiId"])  # data sources, resolvers, keys go too

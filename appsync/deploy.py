@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from appsync.infra import Changes, Infra
+from appsync.infra import Changes, Infra, delete_rule
 from appsync.topology import QUEUES, rule_name
 from appsync.wiring import Deployed, Wiring
 from chalicelib.config import Settings, load_settings
@@ -125,15 +125,7 @@ def _teardown_messaging(clients: Clients, settings: Settings, changes: Changes) 
     for spec in QUEUES:
         if not spec.detail_types:
             continue
-        name = rule_name(settings, spec)
-        try:
-            targets = events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]
-        except events.exceptions.ResourceNotFoundException:
-            continue
-        if targets:
-            events.remove_targets(Rule=name, EventBusName=bus, Ids=[t["Id"] for t in targets])
-        events.delete_rule(Name=name, EventBusName=bus)
-        changes.record("deleted", "rule", name)
+        delete_rule(events, rule_name(settings, spec), bus, changes)
     for spec in QUEUES:
         name = settings.queue_name(spec.short)
         try:

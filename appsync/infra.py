@@ -163,6 +163,18 @@ class Infra:
         return self.changes
 
 
+def delete_rule(events: Any, name: str, bus: str, changes: Changes) -> None:
+    """Remove a rule and its targets (EventBridge refuses to delete a rule that still has targets)."""
+    try:
+        targets = events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]
+    except events.exceptions.ResourceNotFoundException:
+        return
+    if targets:
+        events.remove_targets(Rule=name, EventBusName=bus, Ids=[t["Id"] for t in targets])
+    events.delete_rule(Name=name, EventBusName=bus)
+    changes.record("deleted", "rule", name)
+
+
 def _normalise(key: str, value: Any) -> Any:
     if value is None:
         return None
