@@ -76,7 +76,7 @@ def indexed_database(specs: list, owner: str):
 
 
 def publisher():
-
+    """One publisher per bus per process; it keeps its boto3 client warm across invocations."""
     return _publisher_for(get_settings().event_bus_name)
 
 
