@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -17,6 +18,7 @@ from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized
 from chalicelib.contracts.events import USER_REGISTERED
 from chalicelib.events.publisher import RecordingPublisher
 from chalicelib.store import ensure_indexes
+from tests.concurrency import run_concurrently
 
 POLICY = AuthPolicy(issuer="https://auth.test", audience="jucr-test", access_ttl_seconds=900,
                     refresh_ttl_seconds=86400, bcrypt_cost=4, max_failures=3, lock_seconds=600)
@@ -66,11 +68,7 @@ def test_concurrent_registrations_with_one_email_exactly_one_succeeds(deps, db):
         except Conflict:
             outcomes.append("conflict")
 
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(*(partial(attempt, i) for i in range(6)))
     assert sorted(outcomes) == ["conflict"] * 5 + ["ok"]
     assert db[USERS].count_documents({}) == 1
     assert len(deps.publisher.of_type(USER_REGISTERED)) == 1
@@ -133,11 +131,7 @@ def test_a_refresh_token_is_spent_once_even_under_a_race(deps):
         barrier.wait()
         claims.append(deps.repo.claim_refresh(hash_refresh_token(token), deps.clock()))
 
-    threads = [threading.Thread(target=claim) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(*[claim] * 8)
     assert len(claims) == 8 and sum(c is not None for c in claims) == 1
 
 
@@ -155,11 +149,7 @@ def test_racing_refreshes_with_one_token_give_at_most_one_new_token(deps):
         except Unauthorized:
             refused.append("refused")
 
-    threads = [threading.Thread(target=use) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(*[use] * 6)
     assert len(issued) <= 1 and len(issued) + len(refused) == 6
     for new_token in issued:  # a concurrent replay is a replay: the family is revoked
         with pytest.raises(Unauthorized):
@@ -185,11 +175,7 @@ def test_parallel_wrong_guesses_cannot_exceed_the_lockout_limit(deps, monkeypatc
         except (Unauthorized, AccountLocked) as exc:
             outcomes.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=guess) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(*[guess] * 8)
     assert len(checks) == 5
     assert sorted(outcomes) == ["AccountLocked"] * 4 + ["Unauthorized"] * 4
     with pytest.raises(AccountLocked):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -23,6 +23,7 @@ from chalicelib.contracts.events import (
 )
 from chalicelib.events.publisher import RecordingPublisher
 from chalicelib.store import ensure_indexes
+from tests.concurrency import run_concurrently
 
 SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
         "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
@@ -152,11 +153,7 @@ def test_missing_wallet_on_final_attempt_publishes_wallet_not_found(db, deps):
 def test_balance_never_goes_below_the_floor_under_concurrent_sessions(db, deps):
     open_wallet(deps)  # 50.00; each session costs 10.40 -> only four fit
     sessions = [session(sessionId=str(uuid.uuid4())) for _ in range(6)]
-    threads = [threading.Thread(target=service.bill_session, args=(deps, s)) for s in sessions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(*(partial(service.bill_session, deps, s) for s in sessions))
     wallet = db.wallets.find_one({})
     assert wallet["balanceCents"] == 5000 - 4 * 1040
     assert db.ledger.count_documents({"status": "APPLIED", "kind": "DEBIT"}) == 4
@@ -255,10 +252,6 @@ def test_concurrent_duplicate_deliveries_of_one_session_bill_once(db, deps):
         except BaseException as exc:  # a losing twin may fail transiently; it is retried below
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(*[deliver] * 4)
     service.bill_session(deps, session())  # the redelivery of whichever twin failed
     assert_billed_once(db, deps)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
 from chalicelib.auth.keys import KeyRing, dev_keyring, load_keyring, reset_keyring_cache
 from chalicelib.config import ConfigError, load_settings
+from tests.concurrency import run_concurrently
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +71,7 @@ def test_non_ed25519_or_broken_keys_are_refused():
 def test_local_dev_key_is_generated_once_private_and_shared(tmp_path):
     directory = tmp_path / "dev-jwt"
     rings: list[KeyRing] = []
-    threads = [threading.Thread(target=lambda: rings.append(dev_keyring(directory))) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(*[lambda: rings.append(dev_keyring(directory))] * 8)
     assert len({ring.kid for ring in rings}) == 1
     files = sorted(p.name for p in directory.iterdir())
     assert files == ["ed25519.pem"]

@@ -12,6 +12,7 @@ from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.tokens import hash_refresh_token, verify_access_token
 from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized
 from chalicelib.contracts.events import USER_REGISTERED, derived_event_id
+from tests.concurrency import run_concurrently
 
 LOGIN = {"email": "driver@example.com", "password": "correct horse battery"}
 
@@ -225,11 +226,7 @@ def test_parallel_wrong_guesses_get_no_more_bcrypt_checks_than_the_limit(deps, r
         except (Unauthorized, AccountLocked) as exc:
             outcomes.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=guess) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(*[guess] * 8)
     assert len(checks) == deps.policy.max_failures == 3
     assert sorted(outcomes) == ["AccountLocked"] * 6 + ["Unauthorized"] * 2
     with pytest.raises(AccountLocked):
