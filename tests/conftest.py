@@ -78,18 +78,15 @@ def db_backend(request) -> str:  # parametrized by pytest_generate_tests
 @pytest.fixture
 def mongo_uri(db_backend, request) -> str:
     if db_backend == "mongodb":
-        uri = os.environ.get("REAL_MONGODB_URI") or os.environ.get("MONGODB_URI_FOR_TESTS") or _outer_mongodb_uri()
+        uri = REAL_MONGODB_URI
         if not uri:
             pytest.skip("real MongoDB run: set MONGODB_URI to run tests marked mongodb against a real server")
         return uri
     return request.getfixturevalue("embedded_mongo").uri
 
 
-_OUTER_ENV = dict(os.environ)
-
-
-def _outer_mongodb_uri() -> str | None:
-    return _OUTER_ENV.get("MONGODB_URI") or None
+# Read once, before any test's ``settings`` fixture points MONGODB_URI at the embedded store.
+REAL_MONGODB_URI = os.environ.get("MONGODB_URI") or None
 
 
 @pytest.fixture
