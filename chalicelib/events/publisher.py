@@ -40,6 +40,12 @@ class OutgoingEvent:
     idempotency_key: str | None = None
     occurred_at: dt.datetime | None = None
 
+    def detail(self, now: dt.datetime, correlation_id: str | None) -> dict[str, Any]:
+        """The enveloped, validated bus ``Detail`` (shared by the real and the recording publisher)."""
+        return build_detail(self.event_type, self.payload, occurred_at=self.occurred_at or now,
+                            event_id=self.event_id, idempotency_key=self.idempotency_key,
+                            correlation_id=correlation_id)
+
 
 class Publisher(Protocol):
     def publish(self, events: Sequence[OutgoingEvent], *, correlation_id: str | None = None) -> list[dict]: ...
@@ -82,25 +88,15 @@ class EventBridgePublisher:
     calls: int = 0
 
     def entries(self, events: Sequence[OutgoingEvent], correlation_id: str | None) -> list[dict[str, Any]]:
-        out = []
-        for event in events:
-            detail = build_detail(
-                event.event_type,
-                event.payload,
-                occurred_at=event.occurred_at or self.clock(),
-                event_id=event.event_id,
-                idempotency_key=event.idempotency_key,
-                correlation_id=correlation_id,
-            )
-            out.append(
-                {
-                    "Source": EVENT_SOURCES[event.event_type],
-                    "DetailType": event.event_type,
-                    "Detail": json.dumps(detail, separators=(",", ":")),
-                    "EventBusName": self.bus_name,
-                }
-            )
-        return out
+        return [
+            {
+                "Source": EVENT_SOURCES[event.event_type],
+                "DetailType": event.event_type,
+                "Detail": json.dumps(event.detail(self.clock(), correlation_id), separators=(",", ":")),
+                "EventBusName": self.bus_name,
+            }
+            for event in events
+        ]
 
     def publish(self, events: Sequence[OutgoingEvent], *, correlation_id: str | None = None) -> list[dict]:
         """Publish all events or raise ``PublishError``; returns the details sent."""
@@ -152,13 +148,7 @@ class RecordingPublisher:
         if self.fail_next:
             self.fail_next -= 1
             raise PublishError("injected publish failure", [])
-        details = [
-            build_detail(
-                e.event_type, e.payload, occurred_at=e.occurred_at or self.clock(), event_id=e.event_id,
-                idempotency_key=e.idempotency_key, correlation_id=correlation_id,
-            )
-            for e in events
-        ]
+        details = [event.detail(self.clock(), correlation_id) for event in events]
         self.published.extend(details)
         return details
 
