@@ -136,6 +136,18 @@ def _ocm_sync_alarm(settings: Settings) -> dict[str, Any] | None:
     }
 
 
+def _removal_held_alarm(settings: Settings) -> dict[str, Any]:
+    """A held sweep leaves delisted stations in the mirror until a person decides: tell someone."""
+    return {
+        "AlarmName": alarm_name(settings, "ocm-sweep-removal-held"),
+        "AlarmDescription": "An OCM full sweep saw too few stations and removed nothing (more than half of the "
+                            "live mirror unseen). Runbook: docs/runbook.md#ocm-sweep-removal-held",
+        "Namespace": NAMESPACE, "MetricName": "OcmSweepRemovalHeld", "Dimensions": SERVICE_DIMENSION,
+        "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1,
+        "Threshold": 0.0, "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+    }
+
+
 def _latency_alarm(settings: Settings) -> dict[str, Any]:
     return {
         "AlarmName": alarm_name(settings, "billing-latency-p99"),
@@ -163,6 +175,7 @@ def desired_alarms(settings: Settings, topic_arn: str) -> list[dict[str, Any]]:
     ocm = _ocm_sync_alarm(settings)
     if ocm:
         alarms.append(ocm)
+    alarms.append(_removal_held_alarm(settings))
     alarms.append(_latency_alarm(settings))
     for alarm in alarms:
         alarm.update(ActionsEnabled=True, AlarmActions=[topic_arn], OKActions=[topic_arn])

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
-from appsync.alarms import delete_alarms, ensure_alarms, schedule_seconds, topic_name
+from appsync.alarms import delete_alarms, desired_alarms, ensure_alarms, schedule_seconds, topic_name
 from appsync.infra import Changes
+
+RUNBOOK = Path(__file__).resolve().parents[3] / "docs" / "runbook.md"
 
 
 def _alarms(aws) -> dict[str, dict]:
@@ -35,6 +39,8 @@ def test_alarms_exist_notify_the_topic_and_are_idempotent(aws):
     assert (stalled["Period"], stalled["EvaluationPeriods"], stalled["TreatMissingData"]) == (21600, 2, "breaching")
     latency = alarms["jucr-test-billing-latency-p99"]
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == float(aws.settings.billing_latency_slo_ms)
+    held = alarms["jucr-test-ocm-sweep-removal-held"]
+    assert (held["MetricName"], held["Dimensions"]) == ("OcmSweepRemovalHeld", [{"Name": "service", "Value": "jucr"}])
     assert all(a["AlarmActions"] == [topic] for a in alarms.values())
 
     second = ensure_alarms(aws.client, aws.settings, Changes())
@@ -59,3 +65,12 @@ def test_schedule_intervals():
     assert schedule_seconds("rate(15 minutes)") == 900
     assert schedule_seconds("cron(0 * * * ? *)") == 86400
     assert schedule_seconds("off") is None
+
+
+def test_every_alarm_points_at_a_runbook_section_that_exists(settings):
+    """On call follows the link in the alarm: the section must be there, under that name."""
+    headings = [line for line in RUNBOOK.read_text().splitlines() if line.startswith("## ")]
+    named = {token for line in headings for token in re.findall(r"[a-z0-9_-]+", line)}
+    for alarm in desired_alarms(settings, "arn:aws:sns:eu-central-1:000000000000:t"):
+        [anchor] = re.findall(r"docs/runbook\.md#([a-z0-9_-]+)", alarm["AlarmDescription"])
+        assert anchor in named, f"{alarm['AlarmName']} points at a missing runbook section #{anchor}"
