@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -202,25 +202,45 @@ class BillingRepository:
                 return stored
 
     def apply_entry(self, wallet_id: str, entry_id: str, delta_cents: int, floor_cents: int | None,
-                    now: dt.datetime) -> bool:
+                    now: dt.datetime) -> list[str] | None:
         """Move the balance by ``delta_cents`` once per entry, never below ``floor_cents``.
 
         The filter is the whole guard: the entry id must not be in ``applied``
-        and, for a debit, the balance must cover it. Returns whether this call
-        applied it. The marker stays on the wallet for good: removing it would
-        let a concurrent duplicate delivery, still holding the entry as
-        PENDING, apply it a second time. (~50 bytes per session; a wallet
-        reaches MongoDB's 16 MB document limit after ~300k sessions.)
+        and, for a debit, the balance must cover it. The id goes into
+        ``applied`` in the same single-document update as the ``$inc``, so
+        "the entry is in ``applied``" means "its amount is in the balance" even
+        if the caller dies before settling the ledger entry. Returns the
+        wallet's ``applied`` list after this call applied it, or None if it did
+        not (already applied, or not covered). The list is kept short by
+        :meth:`trim_applied`.
         """
         query: dict[str, Any] = {"_id": wallet_id, "applied": {"$ne": entry_id}}
         if floor_cents is not None and delta_cents < 0:
             query["balanceCents"] = {"$gte": floor_cents - delta_cents}
         with translate_errors("apply ledger entry"):
-            result = self.db[WALLETS].update_one(
+            wallet = self.db[WALLETS].find_one_and_update(
                 query, {"$inc": {"balanceCents": delta_cents}, "$push": {"applied": entry_id},
                         "$set": {"updatedAt": now}},
+                return_document=ReturnDocument.AFTER,  # no projection: FerretDB 1.24 lacks findAndModify "fields"
             )
-        return result.modified_count == 1
+        return None if wallet is None else list(wallet.get("applied") or [])
+
+    def trim_applied(self, wallet_id: str, evict: list[str]) -> None:
+        """Drop the oldest ids from ``wallet.applied``, settling their ledger entries first.
+
+        An id may leave ``applied`` only once its ledger entry is no longer
+        PENDING: every later attempt then reads the settled entry and never
+        reaches :meth:`apply_entry`. An entry still PENDING here was applied
+        (its id is in ``applied``) by an attempt that died before settling it,
+        so APPLIED is its true status. Runs under the wallet's lock.
+        """
+        if not evict:
+            return
+        with translate_errors("trim applied entries"):
+            self.db[LEDGER].update_many({"_id": {"$in": evict}, "status": "PENDING"},
+                                        {"$set": {"status": "APPLIED"}})
+            # $pullAll, not $pull with $in: FerretDB 1.24 accepts the latter and silently removes nothing.
+            self.db[WALLETS].update_one({"_id": wallet_id}, {"$pullAll": {"applied": evict}})
 
     def set_entry_status(self, entry_id: str, status: str, reason: str | None = None) -> None:
         update: dict[str, Any] = {"status": status}

@@ -8,7 +8,8 @@ point resumes where the last attempt stopped:
 1. number reserved   ``invoice_numbers[_id="invoice:<sessionId>"]`` (counter guarded by ``lastKey``)
 2. invoice stored    ``invoices[_id=uuid5(sessionId)]`` (+ unique ``sessionId``), status OPEN
 3. ledger entry      ``ledger[_id="<walletId>:<sessionId>"]`` status PENDING: the source of truth
-4. wallet debited    guarded ``$inc``: entry id not in ``wallet.applied``, balance covers it
+4. wallet debited    under the wallet's lease, guarded ``$inc``: entry still PENDING, its id not
+                     in ``wallet.applied`` (the recent ids), balance covers it
 5. entry settled     ledger entry APPLIED (or REJECTED with INSUFFICIENT_FUNDS)
 6. invoice settled   PAID (or OPEN) with the payment outcome and its time
 7. events published  INVOICE_GENERATED then PAYMENT_COMPLETED / PAYMENT_FAILED,
@@ -50,6 +51,8 @@ INVOICE_NAMESPACE = uuid.UUID("3d0f2c55-7a0e-4b8e-a3c9-6c1f4f7f9b21")
 STEPS = ("number_reserved", "invoice_stored", "ledger_entry_stored", "wallet_debited", "ledger_entry_settled",
          "invoice_settled", "events_published", "invoice_marked")
 LOCK_LEASE_SECONDS = 20
+# Ids of recently applied ledger entries kept on the wallet, between APPLIED_WINDOW and twice that.
+APPLIED_WINDOW = 100
 LOCK_TRIES = 20
 LOCK_WAIT_SECONDS = 0.02
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -250,18 +253,41 @@ def _collect_payment(deps: BillingDeps, invoice: Mapping[str, Any], final_attemp
 
 
 def _apply(deps: BillingDeps, wallet_id: str, entry: Mapping[str, Any], guard_floor: bool) -> str:
-    """Apply a PENDING entry to the balance at most once (under the wallet's lock); settle its status."""
+    """Apply a PENDING entry to the balance at most once (under the wallet's lock); settle its status.
+
+    Under the lock the entry is read again: a twin attempt may have settled it
+    while this one waited, and a settled entry may already have left
+    ``wallet.applied`` (see :func:`_keep_applied_short`), where the guard of
+    ``apply_entry`` could no longer see it.
+    """
     floor = deps.policy.floor_cents if guard_floor else None
     with wallet_lock(deps, wallet_id):
-        applied = deps.repo.apply_entry(wallet_id, entry["_id"], entry["amountCents"], floor, deps.now())
-        if not applied:  # either applied by an earlier attempt, or the balance does not cover it
+        current = deps.repo.ledger_entry(entry["_id"]) or entry
+        if current["status"] != "PENDING":
+            return current["status"]
+        after = deps.repo.apply_entry(wallet_id, entry["_id"], entry["amountCents"], floor, deps.now())
+        if after is None:  # either applied by an earlier attempt, or the balance does not cover it
             wallet = deps.repo.wallet(wallet_id) or {}
             applied = entry["_id"] in (wallet.get("applied") or [])
+        else:
+            applied = True
+            _keep_applied_short(deps, wallet_id, after)
         deps.checkpoint("wallet_debited")
     status = "APPLIED" if applied else "REJECTED"
     deps.repo.set_entry_status(entry["_id"], status, None if applied else "INSUFFICIENT_FUNDS")
     deps.checkpoint("ledger_entry_settled")
     return status
+
+
+def _keep_applied_short(deps: BillingDeps, wallet_id: str, applied: list[str]) -> None:
+    """Bound ``wallet.applied`` (a wallet document must not grow with every session it ever paid).
+
+    When the list passes twice ``APPLIED_WINDOW`` the oldest ids beyond the
+    window are evicted in one go, so the trim costs two writes per
+    ``APPLIED_WINDOW`` applied entries of a wallet, not per entry.
+    """
+    if len(applied) > 2 * APPLIED_WINDOW:
+        deps.repo.trim_applied(wallet_id, applied[:-APPLIED_WINDOW])
 
 
 @contextmanager
