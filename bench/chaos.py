@@ -579,10 +579,17 @@ def _run_on(stack: ChaosStack, options: Options, report: Report) -> None:
         f"({len(plan.duplicated)} delivered more than once, {len(plan.poison)} poison), shuffled")
     outage: dict[str, Any] = {}
     outage_thread = None
+    put_started = time.monotonic()
     trigger = round(len(plan.deliveries) * options.outage_at) if options.outage_seconds > 0 else -1
+
+    step = max(10, len(plan.deliveries) // 10 // 10 * 10)
 
     def progress(done: int) -> None:
         nonlocal outage_thread
+        if done % step == 0 or done == len(plan.deliveries):
+            billed = len(distinct_sessions(capture.snapshot(), "INVOICE_GENERATED"))
+            say(f"put {done}/{len(plan.deliveries)} ({time.monotonic() - put_started:.0f} s); "
+                f"sessions invoiced so far {billed}")
         if outage_thread is None and trigger >= 0 and done >= trigger:
             def fault() -> None:
                 say(f"fault: store down for {options.outage_seconds:g} s (after {done} puts)")
@@ -591,7 +598,6 @@ def _run_on(stack: ChaosStack, options: Options, report: Report) -> None:
             outage_thread = threading.Thread(target=fault, daemon=True)
             outage_thread.start()
 
-    put_started = time.monotonic()
     first_put = put_all(stack, plan, options.rate, progress)
     put_seconds = time.monotonic() - put_started
     say(f"put {len(plan.deliveries)} events in {put_seconds:.1f} s ({len(plan.deliveries) / put_seconds:.0f}/s)")

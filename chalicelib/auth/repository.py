@@ -34,8 +34,19 @@ REFRESH_FAMILIES = "auth_refresh_families"
 
 _DELETE_BATCH = 50  # below FerretDB's 100-ops-per-batch deadlock, whatever MONGODB_MAX_BATCH_OPS says
 
+# Sign-in slots matter for at most LOGIN_LOCK_SECONDS (<= 1 day, config.py): expire them after two.
+LOGIN_SLOT_TTL_SECONDS = 2 * 86400
+
 INDEXES: list[IndexSpec] = [
     IndexSpec(collection=USERS, keys=(("email", 1),), unique=True, name="users_email_unique"),
+    # Housekeeping on MongoDB (FerretDB has no TTL; see store/indexes.py). An expired refresh token
+    # and its claim are refused alike whether or not they are still stored.
+    IndexSpec(collection=REFRESH_TOKENS, keys=(("expiresAt", 1),), name="refresh_tokens_ttl",
+              options={"expireAfterSeconds": 0}),
+    IndexSpec(collection=REFRESH_CLAIMS, keys=(("expiresAt", 1),), name="refresh_claims_ttl",
+              options={"expireAfterSeconds": 0}),
+    IndexSpec(collection=LOGIN_SLOTS, keys=(("at", 1),), name="login_slots_ttl",
+              options={"expireAfterSeconds": LOGIN_SLOT_TTL_SECONDS}),
 ]
 
 
@@ -146,7 +157,8 @@ class AuthRepository:
             return None
         try:
             with translate_errors("claim refresh token"):
-                self.db[REFRESH_CLAIMS].insert_one({"_id": token_hash, "claimedAt": now})
+                self.db[REFRESH_CLAIMS].insert_one({"_id": token_hash, "claimedAt": now,
+                                                    "expiresAt": record.get("expiresAt")})
         except DuplicateKeyError:
             return None
         with translate_errors("claim refresh token"):

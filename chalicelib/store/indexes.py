@@ -12,8 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from chalicelib.store.errors import translate_errors
+
+NOT_IMPLEMENTED = 238  # server error code
 
 
 @dataclass(frozen=True)
@@ -26,12 +29,23 @@ class IndexSpec:
 
 
 def ensure_indexes(db: Database, specs: Iterable[IndexSpec]) -> list[str]:
-    """Create every index (idempotent); return the names, for start-up output."""
+    """Create every index (idempotent); return the names, for start-up output.
+
+    A TTL index (``expireAfterSeconds``) the server refuses as not implemented
+    (FerretDB 1.24) is skipped and reported as such: expiry is housekeeping, and
+    the code never relies on a document being gone. MongoDB creates it.
+    """
     names = []
     for spec in specs:
         with translate_errors(f"create index on {spec.collection}"):
-            name = db[spec.collection].create_index(
-                list(spec.keys), unique=spec.unique, name=spec.name, **spec.options
-            )
+            try:
+                name = db[spec.collection].create_index(
+                    list(spec.keys), unique=spec.unique, name=spec.name, **spec.options
+                )
+            except OperationFailure as exc:
+                if exc.code != NOT_IMPLEMENTED or "expireAfterSeconds" not in spec.options:
+                    raise
+                names.append(f"{spec.collection}.{spec.name} (skipped: this server has no TTL indexes)")
+                continue
         names.append(f"{spec.collection}.{name}")
     return names

@@ -19,6 +19,27 @@ def test_index_creation_is_idempotent_and_unique_holds(db):
 
 
 @pytest.mark.mongodb
+def test_a_ttl_index_is_created_where_the_server_has_them_and_reported_skipped_where_not(db, db_backend):
+    specs = [IndexSpec("expiring", (("expiresAt", 1),), name="expiring_ttl", options={"expireAfterSeconds": 0}),
+             IndexSpec("expiring", (("key", 1),), name="expiring_key")]
+    names = ensure_indexes(db, specs)
+    assert ensure_indexes(db, specs) == names
+    indexes = {i["name"]: i for i in db.expiring.list_indexes()}
+    assert "expiring_key" in indexes and names[1] == "expiring.expiring_key"
+    if db_backend == "ferretdb":  # FerretDB 1.24 answers NotImplemented
+        assert names[0] == "expiring.expiring_ttl (skipped: this server has no TTL indexes)"
+        assert "expiring_ttl" not in indexes
+    else:
+        assert indexes["expiring_ttl"]["expireAfterSeconds"] == 0
+
+
+def test_other_index_failures_are_not_taken_for_a_missing_ttl(db):
+    db.clash.create_index([("key", 1)], name="clash_key")
+    with pytest.raises(Exception, match="create index on clash"):
+        ensure_indexes(db, [IndexSpec("clash", (("other", 1),), name="clash_key")])
+
+
+@pytest.mark.mongodb
 def test_chunked_updates_go_past_the_embedded_stores_batch_limit(db):
     db.things.insert_many([{"_id": i, "v": 0} for i in range(250)])
     outcome = bulk_write_chunked(db.things, [UpdateOne({"_id": i}, {"$set": {"v": 1}}) for i in range(250)], 90)
