@@ -145,6 +145,7 @@ class Settings:
     jwt_private_key: str = _setting("JWT_PRIVATE_KEY", "", secret=True)
     jwt_public_key: str = _setting("JWT_PUBLIC_KEY", "")
     jwt_key_secret_id: str = _setting("JWT_KEY_SECRET_ID", "")
+    jwt_previous_public_keys: str = _setting("JWT_PREVIOUS_PUBLIC_KEYS", "")
     jwt_access_ttl_seconds: int = _setting("JWT_ACCESS_TTL_SECONDS", "900", _int_range(60, 86400))
     jwt_refresh_ttl_seconds: int = _setting("JWT_REFRESH_TTL_SECONDS", "2592000", _int_range(3600, 31536000))
     bcrypt_cost: int = _setting("BCRYPT_COST", "12", _int_range(4, 16))

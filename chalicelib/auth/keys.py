@@ -15,13 +15,21 @@ Where keys come from, first match wins:
 3. Stage ``local`` or ``test`` with neither: a dev key pair generated once into
    ``.local/dev-jwt/ed25519.pem`` (gitignored), shared by every local process
    (chalice, the event pump, the CLI). Other stages refuse to start without keys.
+
+Rotation: ``JWT_PREVIOUS_PUBLIC_KEYS`` (one or more PEM public keys, concatenated)
+are accepted for verification beside the current key, chosen by the token's
+``kid``. A new signing key can then go live without signing everybody out: the
+tokens of the old key keep working until they expire (README "Rotating the
+signing key").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,18 +49,36 @@ _lock = threading.Lock()
 _cache: dict[tuple, KeyRing] = {}
 
 
+_PEM_PUBLIC = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """Key id for the JWT header: lets a verifier tell keys apart during a rotation."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class KeyRing:
-    """The public key that verifies and, where this process may sign, the private key."""
+    """The public key that verifies and, where this process may sign, the private key.
+
+    ``previous`` holds retired public keys that still verify (never sign) while
+    their tokens may be alive.
+    """
 
     public_key: Ed25519PublicKey
     private_key: Ed25519PrivateKey | None = None
+    previous: tuple[Ed25519PublicKey, ...] = ()
 
     @property
     def kid(self) -> str:
-        """Key id for the JWT header: lets a verifier tell keys apart during a rotation."""
-        raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return hashlib.sha256(raw).hexdigest()[:16]
+        return key_id(self.public_key)
+
+    def verifying_key(self, kid: Any) -> Ed25519PublicKey | None:
+        """The key a token names by ``kid`` (no ``kid``: the current key); None if we know no such key."""
+        if kid is None or kid == self.kid:
+            return self.public_key
+        return next((key for key in self.previous if key_id(key) == kid), None)
 
     def signing_key(self) -> Ed25519PrivateKey:
         if self.private_key is None:
@@ -97,24 +123,36 @@ def _load_private(pem: str) -> Ed25519PrivateKey:
     return key
 
 
-def _load_public(pem: str) -> Ed25519PublicKey:
+def _load_public(pem: str, variable: str = "JWT_PUBLIC_KEY") -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem.encode())
     except (ValueError, TypeError):
-        raise ConfigError("JWT_PUBLIC_KEY is not a readable PEM public key") from None
+        raise ConfigError(f"{variable} is not a readable PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError("JWT_PUBLIC_KEY must be an Ed25519 key (JWT alg EdDSA)")
+        raise ConfigError(f"{variable} must be an Ed25519 key (JWT alg EdDSA)")
     return key
+
+
+def load_previous_keys(text: str) -> tuple[Ed25519PublicKey, ...]:
+    """``JWT_PREVIOUS_PUBLIC_KEYS``: PEM public keys one after another; anything else is refused."""
+    if not text.strip():
+        return ()
+    blocks = _PEM_PUBLIC.findall(text)
+    if not blocks or _PEM_PUBLIC.sub("", text).strip():
+        raise ConfigError("JWT_PREVIOUS_PUBLIC_KEYS must be PEM public keys (-----BEGIN PUBLIC KEY----- ...) "
+                          "and nothing else")
+    return tuple(_load_public(block, "JWT_PREVIOUS_PUBLIC_KEYS") for block in blocks)
 
 
 def load_keyring(settings: Settings, *, dev_dir: Path = DEV_KEY_DIR, secrets_client: Any = None) -> KeyRing:
     """The key ring for ``settings``, cached per process (see the module docstring for the order)."""
     cache_key = (settings.jwt_private_key, settings.jwt_public_key, settings.jwt_key_secret_id, settings.stage,
-                 str(dev_dir))
+                 settings.jwt_previous_public_keys, str(dev_dir))
     with _lock:
         ring = _cache.get(cache_key)
         if ring is None:
-            ring = _resolve(settings, dev_dir, secrets_client)
+            previous = load_previous_keys(settings.jwt_previous_public_keys)
+            ring = dataclasses.replace(_resolve(settings, dev_dir, secrets_client), previous=previous)
             _cache[cache_key] = ring
         return ring
 

@@ -64,9 +64,12 @@ def verify_access_token(token: Any, keys: KeyRing, *, issuer: str, audience: str
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
     try:
+        key = keys.verifying_key(jwt.get_unverified_header(token).get("kid"))
+        if key is None:
+            raise InvalidToken("unknown signing key")
         claims = jwt.decode(
             token,
-            keys.public_key,
+            key,
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 
@@ -138,3 +139,26 @@ def test_verifying_needs_only_the_public_key(keys, config):
     public_only = KeyRing.from_pem(public_pem=keys.public_pem())
     cfg = AuthorizerConfig(**{**config.__dict__, "keys": public_only})
     assert decide(_event(_token(keys)), cfg, NOW)["isAuthorized"]
+
+
+def test_during_a_rotation_tokens_of_the_previous_key_pass_until_it_is_dropped():
+    old, new = KeyRing.generate(), KeyRing.generate()
+    verifier = KeyRing.from_pem(public_pem=new.public_pem())
+    rotating = AuthorizerConfig(keys=dataclasses.replace(verifier, previous=(old.public_key,)), issuer=ISS,
+                                audience=AUD, cache_seconds=300, deny_list=DenyList({}))
+    assert decide(_event(_token(old)), rotating, NOW)["isAuthorized"] is True
+    assert decide(_event(_token(new)), rotating, NOW)["isAuthorized"] is True
+    assert _refused(rotating, _token(KeyRing.generate()))  # a key nobody listed
+    done = dataclasses.replace(rotating, keys=verifier)
+    assert _refused(done, _token(old))
+    assert decide(_event(_token(new)), done, NOW)["isAuthorized"] is True
+
+
+def test_a_token_naming_a_listed_kid_but_signed_by_another_key_is_refused():
+    old, new, forger = KeyRing.generate(), KeyRing.generate(), KeyRing.generate()
+    config = AuthorizerConfig(keys=dataclasses.replace(KeyRing.from_pem(public_pem=new.public_pem()),
+                                                       previous=(old.public_key,)),
+                              issuer=ISS, audience=AUD, cache_seconds=300, deny_list=DenyList({}))
+    for kid in (old.kid, new.kid):
+        forged = jwt.encode(_claims(), forger.signing_key(), algorithm="EdDSA", headers={"kid": kid})
+        assert _refused(config, forged)

@@ -87,3 +87,28 @@ def test_dev_key_directory_is_gitignored():
     root = Path(__file__).resolve().parents[3]
     result = subprocess.run(["git", "check-ignore", "-q", ".local/dev-jwt/ed25519.pem"], cwd=root)
     assert result.returncode == 0
+
+
+def test_previous_public_keys_are_loaded_for_verification_only(tmp_path):
+    current, old1, old2 = KeyRing.generate(), KeyRing.generate(), KeyRing.generate()
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_PUBLIC_KEY": current.public_pem(),
+                              "JWT_PREVIOUS_PUBLIC_KEYS": old1.public_pem() + "\n" + old2.public_pem()})
+    ring = load_keyring(settings, dev_dir=tmp_path)
+    assert ring.kid == current.kid and ring.private_key is None
+    assert [KeyRing(public_key=k).kid for k in ring.previous] == [old1.kid, old2.kid]
+    assert ring.verifying_key(old2.kid) is ring.previous[1] and ring.verifying_key("nope") is None
+
+
+@pytest.mark.parametrize("text", ["not a key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+                                  "{pem} trailing words", "{rsa}"])
+def test_previous_public_keys_that_are_not_ed25519_pem_are_refused(tmp_path, text):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    value = text.format(pem=KeyRing.generate().public_pem(), rsa=rsa_pem)
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_PUBLIC_KEY": KeyRing.generate().public_pem(),
+                              "JWT_PREVIOUS_PUBLIC_KEYS": value})
+    with pytest.raises(ConfigError, match="JWT_PREVIOUS_PUBLIC_KEYS"):
+        load_keyring(settings, dev_dir=tmp_path)
