@@ -225,25 +225,41 @@ class BillingRepository:
             )
         return None if wallet is None else list(wallet.get("applied") or [])
 
-    def trim_applied(self, wallet_id: str, evict: list[str]) -> None:
-        """Drop the oldest ids from ``wallet.applied``, settling their ledger entries first.
+    def settle_for_eviction(self, entry_ids: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
+        """For ids about to leave ``wallet.applied``: when each was settled; a PENDING one is settled now.
 
-        An id may leave ``applied`` only once its ledger entry is no longer
-        PENDING: every later attempt then reads the settled entry and never
-        reaches :meth:`apply_entry`. An entry still PENDING here was applied
-        (its id is in ``applied``) by an attempt that died before settling it,
-        so APPLIED is its true status. Runs under the wallet's lock.
+        An entry still PENDING while its id is in ``applied`` was applied by an
+        attempt that died before settling it, so APPLIED is its true status.
+        Entries settled before ``settledAt`` existed count from ``createdAt``.
+        One ``$in`` read and at most one ``$in`` update (an index lookup on
+        MongoDB; a scan of the ledger on FerretDB, once per ``APPLIED_WINDOW``
+        applies of a wallet).
         """
-        if not evict:
-            return
-        with translate_errors("trim applied entries"):
-            self.db[LEDGER].update_many({"_id": {"$in": evict}, "status": "PENDING"},
-                                        {"$set": {"status": "APPLIED"}})
-            # $pullAll, not $pull with $in: FerretDB 1.24 accepts the latter and silently removes nothing.
-            self.db[WALLETS].update_one({"_id": wallet_id}, {"$pullAll": {"applied": evict}})
+        with translate_errors("read entries to evict"):
+            found = list(self.db[LEDGER].find({"_id": {"$in": entry_ids}},
+                                              {"status": 1, "settledAt": 1, "createdAt": 1}))
+        pending = [e["_id"] for e in found if e.get("status") == "PENDING"]
+        if pending:
+            with translate_errors("settle entries to evict"):
+                self.db[LEDGER].update_many({"_id": {"$in": pending}, "status": "PENDING"},
+                                            {"$set": {"status": "APPLIED", "settledAt": now}})
+        settled = {e["_id"]: _aware(e.get("settledAt") or e["createdAt"]) for e in found}
+        settled.update({entry_id: now for entry_id in pending})
+        return settled
 
-    def set_entry_status(self, entry_id: str, status: str, reason: str | None = None) -> None:
+    def evict_applied(self, wallet_id: str, entry_ids: list[str]) -> None:
+        """Drop ids from ``wallet.applied`` (see ``service._keep_applied_short`` for when that is safe)."""
+        if not entry_ids:
+            return
+        with translate_errors("evict applied entries"):
+            # $pullAll, not $pull with $in: FerretDB 1.24 accepts the latter and silently removes nothing.
+            self.db[WALLETS].update_one({"_id": wallet_id}, {"$pullAll": {"applied": entry_ids}})
+
+    def set_entry_status(self, entry_id: str, status: str, reason: str | None = None,
+                         now: dt.datetime | None = None) -> None:
         update: dict[str, Any] = {"status": status}
+        if now is not None:
+            update["settledAt"] = now
         if reason:
             update["reason"] = reason
         with translate_errors("update ledger entry"):

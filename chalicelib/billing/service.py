@@ -51,8 +51,10 @@ INVOICE_NAMESPACE = uuid.UUID("3d0f2c55-7a0e-4b8e-a3c9-6c1f4f7f9b21")
 STEPS = ("number_reserved", "invoice_stored", "ledger_entry_stored", "wallet_debited", "ledger_entry_settled",
          "invoice_settled", "events_published", "invoice_marked")
 LOCK_LEASE_SECONDS = 20
-# Ids of recently applied ledger entries kept on the wallet, between APPLIED_WINDOW and twice that.
+# Ids of recently applied ledger entries kept on the wallet: APPLIED_WINDOW to twice that, plus any
+# settled less than EVICT_AFTER ago (longer than any Lambda can run: 15 min). See _keep_applied_short.
 APPLIED_WINDOW = 100
+EVICT_AFTER = dt.timedelta(hours=1)
 LOCK_TRIES = 20
 LOCK_WAIT_SECONDS = 0.02
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -274,7 +276,7 @@ def _apply(deps: BillingDeps, wallet_id: str, entry: Mapping[str, Any], guard_fl
             _keep_applied_short(deps, wallet_id, after)
         deps.checkpoint("wallet_debited")
     status = "APPLIED" if applied else "REJECTED"
-    deps.repo.set_entry_status(entry["_id"], status, None if applied else "INSUFFICIENT_FUNDS")
+    deps.repo.set_entry_status(entry["_id"], status, None if applied else "INSUFFICIENT_FUNDS", now=deps.now())
     deps.checkpoint("ledger_entry_settled")
     return status
 
@@ -282,12 +284,21 @@ def _apply(deps: BillingDeps, wallet_id: str, entry: Mapping[str, Any], guard_fl
 def _keep_applied_short(deps: BillingDeps, wallet_id: str, applied: list[str]) -> None:
     """Bound ``wallet.applied`` (a wallet document must not grow with every session it ever paid).
 
-    When the list passes twice ``APPLIED_WINDOW`` the oldest ids beyond the
-    window are evicted in one go, so the trim costs two writes per
-    ``APPLIED_WINDOW`` applied entries of a wallet, not per entry.
+    Past twice ``APPLIED_WINDOW`` ids, the oldest beyond the window are
+    candidates. An id leaves only when its ledger entry was settled more than
+    ``EVICT_AFTER`` ago: every attempt that could still act on the entry as
+    PENDING (one that read it before it was settled, or a lease holder that
+    stalled past its lease) started less than a Lambda's lifetime (15 min at
+    most) before the settling, so it is over by then, and every later attempt
+    reads the settled entry under the lock and stops. A PENDING candidate is
+    settled now and leaves on a later trim.
     """
-    if len(applied) > 2 * APPLIED_WINDOW:
-        deps.repo.trim_applied(wallet_id, applied[:-APPLIED_WINDOW])
+    if len(applied) <= 2 * APPLIED_WINDOW:
+        return
+    now = deps.now()
+    candidates = applied[:-APPLIED_WINDOW]
+    settled = deps.repo.settle_for_eviction(candidates, now)
+    deps.repo.evict_applied(wallet_id, [i for i in candidates if i in settled and now - settled[i] > EVICT_AFTER])
 
 
 @contextmanager

@@ -260,8 +260,11 @@ def test_concurrent_duplicate_deliveries_of_one_session_bill_once(db, deps):
 def test_wallet_keeps_only_recent_applied_ids_and_a_debit_that_died_unsettled_is_not_repeated(
         db, deps, monkeypatch):
     monkeypatch.setattr(service, "APPLIED_WINDOW", 2)
+    monkeypatch.setattr(service, "EVICT_AFTER", dt.timedelta(minutes=30))
+    clock = {"now": NOW}
+    deps.clock = lambda: clock["now"]
     open_wallet(deps)
-    sessions = [session(sessionId=str(uuid.uuid4()), energyKwh=1) for _ in range(8)]
+    sessions = [session(sessionId=str(uuid.uuid4()), energyKwh=1) for _ in range(12)]
     first = service.ledger_entry_id(SEED["userId"], sessions[0].payload["sessionId"])
 
     def die_after_debit(name: str) -> None:
@@ -273,20 +276,25 @@ def test_wallet_keeps_only_recent_applied_ids_and_a_debit_that_died_unsettled_is
         service.bill_session(deps, sessions[0])
     assert db.ledger.find_one({"_id": first})["status"] == "PENDING"
     deps.checkpoint = lambda name: None
-    for later in sessions[1:]:
+    for later in sessions[1:6]:  # all within minutes: nothing settled long enough ago to leave
         service.bill_session(deps, later)
+    wallet = db.wallets.find_one({"_id": SEED["userId"]})
+    assert len(wallet["applied"]) == 7 and first in wallet["applied"]
+    assert db.ledger.find_one({"_id": first})["status"] == "APPLIED", "a PENDING candidate is settled, kept"
 
+    for hours, later in enumerate(sessions[6:], start=1):  # one session an hour: old ids may now leave
+        clock["now"] = NOW + dt.timedelta(hours=hours)
+        service.bill_session(deps, later)
     wallet = db.wallets.find_one({"_id": SEED["userId"]})
     assert 2 <= len(wallet["applied"]) <= 4, "the wallet keeps a short window, not every id it ever applied"
     assert first not in wallet["applied"]
-    assert db.ledger.find_one({"_id": first})["status"] == "APPLIED", "evicted only after being settled"
 
     service.bill_session(deps, sessions[0])  # the redelivery of the session that died
     stale = {**db.ledger.find_one({"_id": first}), "status": "PENDING"}  # a twin that read before settling
     assert service._apply(deps, SEED["userId"], stale, guard_floor=True) == "APPLIED"
 
     invoices = list(db.invoices.find({}))
-    assert len(invoices) == 8 and {i["status"] for i in invoices} == {"PAID"}
+    assert len(invoices) == 12 and {i["status"] for i in invoices} == {"PAID"}
     wallet = db.wallets.find_one({"_id": SEED["userId"]})
     assert wallet["balanceCents"] == 5000 - sum(i["totalCents"] for i in invoices)
     applied = sum(e["amountCents"] for e in db.ledger.find({"walletId": SEED["userId"], "status": "APPLIED"}))
