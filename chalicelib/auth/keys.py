@@ -96,6 +96,10 @@ class KeyRing:
         private = _load_private(private_pem) if private_pem else None
         if public_pem:
             public = _load_public(public_pem)
+            if private is not None and key_id(public) != key_id(private.public_key()):
+                # Tokens would carry one kid and be checked against another: every token refused.
+                raise ConfigError("the JWT public key does not belong to the private key (replace both "
+                                  "when rotating)")
         elif private is not None:
             public = private.public_key()
         else:

@@ -34,8 +34,13 @@ REFRESH_FAMILIES = "auth_refresh_families"
 
 _DELETE_BATCH = 50  # below FerretDB's 100-ops-per-batch deadlock, whatever MONGODB_MAX_BATCH_OPS says
 
-# Sign-in slots matter for at most LOGIN_LOCK_SECONDS (<= 1 day, config.py): expire them after two.
-LOGIN_SLOT_TTL_SECONDS = 2 * 86400
+# A generation of sign-in slots stays open while failures come less than LOGIN_LOCK_SECONDS apart,
+# so it may live LOGIN_MAX_FAILURES x LOGIN_LOCK_SECONDS; config.py caps those at 100 and 1 day.
+# Expiring slots sooner would hand out fresh guesses inside a lock.
+LOGIN_SLOT_TTL_SECONDS = (100 + 1) * 86400
+# A spent refresh token's claim outlives the token by an hour: a store clock running ahead of the
+# Lambdas' must not free a claim while the token still counts as alive.
+REFRESH_CLAIM_MARGIN_SECONDS = 3600
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(collection=USERS, keys=(("email", 1),), unique=True, name="users_email_unique"),
@@ -44,7 +49,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(collection=REFRESH_TOKENS, keys=(("expiresAt", 1),), name="refresh_tokens_ttl",
               options={"expireAfterSeconds": 0}),
     IndexSpec(collection=REFRESH_CLAIMS, keys=(("expiresAt", 1),), name="refresh_claims_ttl",
-              options={"expireAfterSeconds": 0}),
+              options={"expireAfterSeconds": REFRESH_CLAIM_MARGIN_SECONDS}),
     IndexSpec(collection=LOGIN_SLOTS, keys=(("at", 1),), name="login_slots_ttl",
               options={"expireAfterSeconds": LOGIN_SLOT_TTL_SECONDS}),
 ]

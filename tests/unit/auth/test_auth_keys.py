@@ -112,3 +112,21 @@ def test_previous_public_keys_that_are_not_ed25519_pem_are_refused(tmp_path, tex
                               "JWT_PREVIOUS_PUBLIC_KEYS": value})
     with pytest.raises(ConfigError, match="JWT_PREVIOUS_PUBLIC_KEYS"):
         load_keyring(settings, dev_dir=tmp_path)
+
+
+def test_a_public_key_that_does_not_match_the_private_key_is_refused(tmp_path):
+    old, new = KeyRing.generate(), KeyRing.generate()  # a rotation that replaced only privateKey
+    client = FakeSecrets(json.dumps({"privateKey": new.private_pem(), "publicKey": old.public_pem()}))
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_KEY_SECRET_ID": "jucr/jwt"})
+    with pytest.raises(ConfigError, match="does not belong"):
+        load_keyring(settings, dev_dir=tmp_path, secrets_client=client)
+
+
+def test_sign_in_slots_outlive_the_longest_generation_the_settings_allow():
+    from chalicelib.auth.repository import LOGIN_SLOT_TTL_SECONDS
+
+    for key, too_big in (("LOGIN_MAX_FAILURES", "101"), ("LOGIN_LOCK_SECONDS", "86401")):
+        with pytest.raises(ConfigError):
+            load_settings({key: too_big})
+    widest = load_settings({"LOGIN_MAX_FAILURES": "100", "LOGIN_LOCK_SECONDS": "86400"})
+    assert LOGIN_SLOT_TTL_SECONDS > widest.login_max_failures * widest.login_lock_seconds
