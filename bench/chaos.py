@@ -73,16 +73,17 @@ def say(message: str) -> None:
 @dataclass
 class Options:
     users: int = 200
-    events: int = 2_500
+    events: int = 10_000
     duplicate_share: float = 0.3
     poison_share: float = 0.02
     crash_rate: float = 0.01
     outage_seconds: float = 8.0
     outage_at: float = 0.4
-    rate: float = 8.0
+    rate: float = 25.0
+    max_backlog: int = 300
     seed: int = 7
     opening_balance: str = "100.00"
-    timeout: float = 900.0
+    timeout: float = 1800.0
     data_dir: str | None = None
 
 
@@ -315,9 +316,20 @@ def make_plan(users: list[str], options: Options) -> Plan:
     return Plan(deliveries, ids - poison, poison, {s["sessionId"] for s in repeated[:extra]})
 
 
-def put_all(stack: ChaosStack, plan: Plan, rate: float, on_progress) -> dict[str, float]:
-    """PutEvents in batches of 10 (paced when ``rate`` > 0); returns the first put time per session."""
+def put_all(stack: ChaosStack, plan: Plan, rate: float, max_backlog: int, on_progress) -> dict[str, float]:
+    """PutEvents in batches of 10; returns the first put time per session.
+
+    Paced twice: at most ``rate`` events/s (0 = no limit), and never while the
+    billing queue holds more than ``max_backlog`` messages (0 = no limit).
+    The backlog bound is for moto, not for the system under test: moto's
+    ``ReceiveMessage`` walks the whole queue, so at 5,000 queued messages one
+    receive takes ~5 s and the run measures moto instead of billing. SQS has
+    no such cost, so holding puts back is what a producer there would not
+    notice.
+    """
     events = stack.client("events")
+    sqs = stack.client("sqs")
+    billing_url = stack.queue_url("billing")
     bus = stack.env["EVENT_BUS_NAME"]
     first_put: dict[str, float] = {}
     started = time.monotonic()
@@ -327,6 +339,8 @@ def put_all(stack: ChaosStack, plan: Plan, rate: float, on_progress) -> dict[str
             due = started + start / rate
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
+        while max_backlog and _visible(sqs, billing_url) > max_backlog:
+            time.sleep(0.5)
         now = time.time()
         for delivery in batch:
             first_put.setdefault(delivery["sessionId"], now)
@@ -343,6 +357,11 @@ def put_all(stack: ChaosStack, plan: Plan, rate: float, on_progress) -> dict[str
             raise RuntimeError("the bus kept refusing events")
         on_progress(start + len(batch))
     return first_put
+
+
+def _visible(sqs, url: str) -> int:
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"])
 
 
 def _iso(epoch: float) -> str:
@@ -598,7 +617,7 @@ def _run_on(stack: ChaosStack, options: Options, report: Report) -> None:
             outage_thread = threading.Thread(target=fault, daemon=True)
             outage_thread.start()
 
-    first_put = put_all(stack, plan, options.rate, progress)
+    first_put = put_all(stack, plan, options.rate, options.max_backlog, progress)
     put_seconds = time.monotonic() - put_started
     say(f"put {len(plan.deliveries)} events in {put_seconds:.1f} s ({len(plan.deliveries) / put_seconds:.0f}/s)")
     if outage_thread is not None:
@@ -682,7 +701,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="store down this long mid-run (0 = no outage)")
     parser.add_argument("--outage-at", type=float, default=defaults.outage_at,
                         help="share of the events put before the outage starts")
-    parser.add_argument("--rate", type=float, default=defaults.rate, help="events put per second (0 = unpaced)")
+    parser.add_argument("--rate", type=float, default=defaults.rate, help="events put per second at most (0 = no cap)")
+    parser.add_argument("--max-backlog", type=int, default=defaults.max_backlog,
+                        help="hold puts while the billing queue has more messages than this (0 = never)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--opening-balance", default=defaults.opening_balance)
     parser.add_argument("--timeout", type=float, default=defaults.timeout, help="seconds to wait for settling")
@@ -690,8 +711,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
     return Options(**{k.replace("-", "_"): v for k, v in vars(parser.parse_args(argv)).items()})
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    """``kill`` / a CI timeout: unwind like Ctrl-C, so ``run`` stops the stack it started."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    report = run(parse_args(argv))
+    options = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    report = run(options)
     print_report(report)
     return 0 if report.ok else 1
 

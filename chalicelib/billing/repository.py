@@ -150,12 +150,16 @@ class BillingRepository:
                     raise
                 return stored
 
-    def settle_invoice(self, invoice_id: str, status: str, payment: Mapping[str, Any]) -> bool:
-        """Record the payment unless one is recorded already (the first one stays); True if this call did."""
+    def settle_invoice(self, invoice_id: str, status: str, payment: Mapping[str, Any]) -> None:
+        """Record the payment. The caller holds the invoice's lease and has read no payment under it.
+
+        The filter is the ``_id`` alone on purpose: FerretDB pushes down only a
+        filter that is exactly ``{"_id": <string>}``; a guard beside it (``payment:
+        {$exists: false}``) makes every settle scan the whole invoices collection,
+        and billing slows down as the collection grows. The lease is the guard.
+        """
         with translate_errors("settle invoice"):
-            result = self.db[INVOICES].update_one({"_id": invoice_id, "payment": {"$exists": False}},
-                                                  {"$set": {"status": status, "payment": dict(payment)}})
-        return result.modified_count == 1
+            self.db[INVOICES].update_one({"_id": invoice_id}, {"$set": {"status": status, "payment": dict(payment)}})
 
     def mark_published(self, invoice_id: str) -> None:
         with translate_errors("mark invoice events published"):
@@ -257,14 +261,17 @@ class BillingRepository:
 
     def set_entry_status(self, entry_id: str, status: str, reason: str | None = None,
                          now: dt.datetime | None = None) -> None:
+        """Settle an entry. The caller holds the wallet's lease and read the entry PENDING under it.
+
+        ``_id``-only filter for the reason given in :meth:`settle_invoice`.
+        """
         update: dict[str, Any] = {"status": status}
         if now is not None:
             update["settledAt"] = now
         if reason:
             update["reason"] = reason
         with translate_errors("update ledger entry"):
-            # Only a PENDING entry is settled: a twin attempt never rewrites an outcome already recorded.
-            self.db[LEDGER].update_one({"_id": entry_id, "status": "PENDING"}, {"$set": update})
+            self.db[LEDGER].update_one({"_id": entry_id}, {"$set": update})
 
     def ledger_of(self, wallet_id: str) -> list[dict[str, Any]]:
         with translate_errors("read ledger"):

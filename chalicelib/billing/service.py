@@ -275,9 +275,9 @@ def _apply(deps: BillingDeps, wallet_id: str, entry: Mapping[str, Any], guard_fl
             applied = True
             _keep_applied_short(deps, wallet_id, after)
         deps.checkpoint("wallet_debited")
-    status = "APPLIED" if applied else "REJECTED"
-    deps.repo.set_entry_status(entry["_id"], status, None if applied else "INSUFFICIENT_FUNDS", now=deps.now())
-    deps.checkpoint("ledger_entry_settled")
+        status = "APPLIED" if applied else "REJECTED"
+        deps.repo.set_entry_status(entry["_id"], status, None if applied else "INSUFFICIENT_FUNDS", now=deps.now())
+        deps.checkpoint("ledger_entry_settled")
     return status
 
 

@@ -86,21 +86,17 @@ def test_a_twin_delivery_that_read_before_the_other_settled_publishes_the_same_p
     assert db.wallets.find_one({})["balanceCents"] == 5000 - 1040
 
 
-def test_settling_keeps_the_first_payment_and_entry_status_the_first_outcome(db, base):
-    repo = base.repo
-    invoice_id = service.invoice_id_for(SEED["sessionId"])
-    service._issue_invoice(base, parse_event("SESSION_ENDED", SEED).payload, invoice_id)
-    assert repo.settle_invoice(invoice_id, "PAID", {"outcome": "COMPLETED", "at": T1}) is True
-    assert repo.settle_invoice(invoice_id, "OPEN", {"outcome": "FAILED", "at": T2}) is False
-    stored = repo.invoice(invoice_id)
-    assert (stored["status"], stored["payment"]["outcome"]) == ("PAID", "COMPLETED")
-
-    repo.insert_ledger_entry({"_id": "e1", "walletId": SEED["userId"], "kind": "DEBIT", "amountCents": -1,
-                              "currency": "EUR", "status": "PENDING", "createdAt": T1})
-    repo.set_entry_status("e1", "APPLIED")
-    repo.set_entry_status("e1", "REJECTED", "INSUFFICIENT_FUNDS")
-    entry = db.ledger.find_one({"_id": "e1"})
-    assert entry["status"] == "APPLIED" and "reason" not in entry
+def test_a_twin_holding_a_stale_pending_entry_keeps_the_first_outcome(db, base):
+    """The entry is settled under the wallet's lease after a re-read: a stale PENDING copy changes nothing."""
+    entry = {"_id": "e1", "walletId": SEED["userId"], "kind": "DEBIT", "sessionId": "s1", "amountCents": -6000,
+             "currency": "EUR", "status": "PENDING", "createdAt": T1}
+    base.repo.insert_ledger_entry(entry)
+    assert service._apply(base, SEED["userId"], entry, guard_floor=True) == "REJECTED"  # 5000 does not cover it
+    db.wallets.update_one({"_id": SEED["userId"]}, {"$inc": {"balanceCents": 5000}})  # now it would
+    assert service._apply(base, SEED["userId"], dict(entry), guard_floor=True) == "REJECTED"
+    stored = db.ledger.find_one({"_id": "e1"})
+    assert (stored["status"], stored["reason"]) == ("REJECTED", "INSUFFICIENT_FUNDS")
+    assert db.wallets.find_one({})["balanceCents"] == 10000, "the stale twin debited nothing"
 
 
 def test_a_credit_note_retry_with_another_amount_refunds_what_the_note_says(db, settings, base):
