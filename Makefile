@@ -20,11 +20,11 @@ venv: $(STAMP)
 
 # `go install .../cmd/ferretdb@v1.24.2` builds a binary that panics at start (the
 # module zip lacks build/version/version.txt), so tools/ferretdb wraps the
-# embeddable package; see tools/ferretdb/main.go.
-$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum
+# embeddable package (tools/ferretdb/main.go); build.sh also patches FerretDB's
+# _id lookups to use the _id index (see the script).
+$(FERRETDB): tools/ferretdb/main.go tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/build.sh
 	@command -v go >/dev/null 2>&1 || { echo "need Go (1.24+) on PATH to build FerretDB"; exit 1; }
-	mkdir -p .local/bin
-	cd tools/ferretdb && go build -o ../../$(FERRETDB) .
+	tools/ferretdb/build.sh $(FERRETDB)
 
 ferretdb: $(FERRETDB)
 

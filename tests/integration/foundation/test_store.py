@@ -104,3 +104,14 @@ def test_duplicate_key_is_left_to_the_caller():
     with pytest.raises(DuplicateKeyError):
         with translate_errors("insert"):
             raise DuplicateKeyError("E11000 duplicate key", code=11000)
+
+
+def test_the_embedded_store_finds_by_id_through_the_id_index(db):
+    """FerretDB 1.24 as released scans the table for every _id lookup; tools/ferretdb/build.sh patches that."""
+    db.things.insert_many([{"_id": f"t{i}", "n": i} for i in range(20)])
+    plan = db.command("explain", {"find": "things", "filter": {"_id": "t7"}})["queryPlanner"]["Plan"]
+    assert any("USING INDEX" in step and "__id_" in step for step in plan), plan
+    assert db.things.find_one({"_id": "t7"})["n"] == 7
+    db.things.update_one({"_id": "t7"}, {"$set": {"n": 70}})
+    db.things.delete_one({"_id": "t8"})
+    assert db.things.find_one({"_id": "t7"})["n"] == 70 and db.things.find_one({"_id": "t8"}) is None
