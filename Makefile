@@ -44,7 +44,8 @@ bench: $(STAMP) $(FERRETDB)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Chaos run on its own local stack (faults on); exits non-zero on any broken invariant.
-# Full issue size: make chaos CHAOS_ARGS="--events 10000" (see "Proof under load and faults" in README.md).
+# Defaults: 200 users, 10,000 deliveries; smaller: make chaos CHAOS_ARGS="--events 2500"
+# (see "Proof under load and faults" in README.md).
 CHAOS_ARGS ?=
 chaos: $(STAMP) $(FERRETDB)
 	$(PY) -m bench.chaos $(CHAOS_ARGS)

@@ -1,11 +1,10 @@
 """Chaos run: at-least-once delivery, exactly-once effect, nothing lost, under faults, on the local stack.
 
-Run: ``make chaos`` or ``.venv/bin/python -m bench.chaos [--users 200] [--events 2500]
-[--duplicate-share 0.3] [--poison-share 0.02] [--crash-rate 0.01] [--outage-seconds 8] [--rate 8] [--seed 7]``.
-The defaults finish in under ~10 minutes on a shared 2-core machine, where the local stack bills
-~7 deliveries/s (moto and the single-threaded pump are the bottleneck; puts are paced at ``--rate``
-because a deep moto queue makes every receive slower). The issue's full size:
-``make chaos CHAOS_ARGS="--events 10000"`` (~25 min there).
+Run: ``make chaos`` or ``.venv/bin/python -m bench.chaos [--users 200] [--events 10000]
+[--duplicate-share 0.3] [--poison-share 0.02] [--crash-rate 0.01] [--outage-seconds 8] [--rate 25]
+[--max-backlog 300] [--seed 7]``. The defaults are the issue's size; see README "Proof under load
+and faults" for the latest numbers and how long it takes. Puts are capped at ``--rate`` and held
+while moto's billing queue holds more than ``--max-backlog`` messages (see ``put_all``).
 
 What it does, in order:
 
