@@ -2,7 +2,7 @@
 
 Run: ``make chaos`` or ``.venv/bin/python -m bench.chaos [--users 200] [--events 10000]
 [--duplicate-share 0.3] [--poison-share 0.02] [--crash-rate 0.01] [--outage-seconds 8] [--rate 25]
-[--max-backlog 300] [--seed 7]``. The defaults are the issue's size; see README "Proof under load
+[--max-backlog 100] [--seed 7]``. The defaults are the issue's size; see README "Proof under load
 and faults" for the latest numbers and how long it takes. Puts are capped at ``--rate`` and held
 while moto's billing queue holds more than ``--max-backlog`` messages (see ``put_all``).
 
@@ -79,9 +79,9 @@ class Options:
     outage_seconds: float = 8.0
     outage_at: float = 0.4
     rate: float = 25.0
-    max_backlog: int = 300
+    max_backlog: int = 100
     seed: int = 7
-    opening_balance: str = "100.00"
+    opening_balance: str = "400.00"
     timeout: float = 1800.0
     data_dir: str | None = None
 
