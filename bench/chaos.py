@@ -315,7 +315,8 @@ def make_plan(users: list[str], options: Options) -> Plan:
     return Plan(deliveries, ids - poison, poison, {s["sessionId"] for s in repeated[:extra]})
 
 
-def put_all(stack: ChaosStack, plan: Plan, rate: float, max_backlog: int, on_progress) -> dict[str, float]:
+def put_all(stack: ChaosStack, plan: Plan, rate: float, max_backlog: int, on_progress,
+            max_hold: float = 600.0) -> dict[str, float]:
     """PutEvents in batches of 10; returns the first put time per session.
 
     Paced twice: at most ``rate`` events/s (0 = no limit), and never while the
@@ -338,7 +339,11 @@ def put_all(stack: ChaosStack, plan: Plan, rate: float, max_backlog: int, on_pro
             due = started + start / rate
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
+        held_since = time.monotonic()
         while max_backlog and _visible(sqs, billing_url) > max_backlog:
+            if time.monotonic() - held_since > max_hold:
+                raise RuntimeError(f"the billing queue stayed above {max_backlog} messages for {max_hold:.0f} s: "
+                                   "billing stopped draining (see stack.log in the data dir)")
             time.sleep(0.5)
         now = time.time()
         for delivery in batch:
@@ -571,8 +576,9 @@ def run(options: Options) -> Report:
     data_dir = Path(options.data_dir or mkdtemp(prefix="jucr-chaos-"))
     extra = {"BILLING_CHAOS_CRASH_RATE": str(options.crash_rate), "WALLET_OPENING_BALANCE": options.opening_balance}
     say(f"starting the local stack in {data_dir} (crash rate per billing step {options.crash_rate})")
-    stack = ChaosStack(data_dir, extra).start()
+    stack = ChaosStack(data_dir, extra)
     try:
+        stack.start()
         _run_on(stack, options, report)
     finally:
         stack.stop()
@@ -616,7 +622,7 @@ def _run_on(stack: ChaosStack, options: Options, report: Report) -> None:
             outage_thread = threading.Thread(target=fault, daemon=True)
             outage_thread.start()
 
-    first_put = put_all(stack, plan, options.rate, options.max_backlog, progress)
+    first_put = put_all(stack, plan, options.rate, options.max_backlog, progress, max_hold=options.timeout)
     put_seconds = time.monotonic() - put_started
     say(f"put {len(plan.deliveries)} events in {put_seconds:.1f} s ({len(plan.deliveries) / put_seconds:.0f}/s)")
     if outage_thread is not None:

@@ -236,8 +236,10 @@ class BillingRepository:
         attempt that died before settling it, so APPLIED is its true status.
         Entries settled before ``settledAt`` existed count from ``createdAt``.
         One ``$in`` read and at most one ``$in`` update (an index lookup on
-        MongoDB; a scan of the ledger on FerretDB, once per ``APPLIED_WINDOW``
-        applies of a wallet).
+        MongoDB; a scan of the ledger on FerretDB). Normally once per
+        ``APPLIED_WINDOW`` applies of a wallet; on every apply while a wallet
+        holds more than twice that many ids none of which is old enough to leave
+        (over ~200 sessions in an hour).
         """
         with translate_errors("read entries to evict"):
             found = list(self.db[LEDGER].find({"_id": {"$in": entry_ids}},

@@ -163,9 +163,10 @@ def bill_session(deps: BillingDeps, event: Event, *, final_attempt: bool = False
 def _settle(deps: BillingDeps, invoice: Mapping[str, Any], final_attempt: bool) -> dict[str, Any]:
     """Collect and record the payment once, even when a twin delivery of the session runs alongside.
 
-    Under the invoice's lock the invoice is read again (a twin may have settled it),
-    the store keeps the first payment written, and the result is what the store
-    holds: both deliveries then publish the same events (same eventId, same paidAt).
+    Under the invoice's lease the invoice is read again (a twin may have settled it)
+    and a payment is written only if none is there; the lease is the only guard (see
+    ``BillingRepository.settle_invoice``). The result is what the store holds: both
+    deliveries then publish the same events (same eventId, same paidAt).
     """
     invoice_id = invoice["_id"]
     with lease(deps, f"invoice:{invoice_id}", "invoice busy"):

@@ -17,6 +17,7 @@ from bench import chaos
 def test_chaos_small_run_keeps_every_invariant(tmp_path):
     options = chaos.Options(users=10, events=150, duplicate_share=0.3, poison_share=0.03, crash_rate=0.02,
                             outage_seconds=6, outage_at=0.3, rate=0, seed=11, timeout=75,
+                            opening_balance="100.00",  # low enough that some payments fail
                             data_dir=str(tmp_path / "stack"))
 
     report = chaos.run(options)
@@ -28,6 +29,7 @@ def test_chaos_small_run_keeps_every_invariant(tmp_path):
     assert "faults happened: injected handler crashes" in names and "faults happened: store outage" in names
     numbers = report.numbers
     assert numbers["invoices"] == numbers["validSessions"] > 100
+    assert numbers["paid"] > 0 and numbers["unpaid"] > 0, "both payment outcomes under faults"
     assert numbers["poisonSessions"] >= 3
     assert numbers["duplicatedSessions"] >= 30
     assert numbers["faults"]["chaosCrashes"] > 0

@@ -15,14 +15,16 @@
 # wrapper (main.go) against the copy through a temporary go.mod with a replace.
 set -eu
 
-out=$(realpath -m "$1")
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(realpath -m "$here/../../.local/ferretdb-build")
+mkdir -p "$(dirname "$1")" "$here/../../.local"
+out=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+work=$(cd "$here/../../.local" && pwd)/ferretdb-build
 
 cd "$here"
 src=$(go mod download -json github.com/FerretDB/FerretDB@v1.24.2 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -d "$src" ] || { echo "ferretdb build: module source not found (go mod download failed?)" >&2; exit 1; }
 
+if [ -d "$work" ]; then chmod -R u+w "$work"; fi  # a copy interrupted before its chmod is read-only
 rm -rf "$work"
 mkdir -p "$work"
 cp -R "$src" "$work/FerretDB"
@@ -32,13 +34,12 @@ meta="$work/FerretDB/internal/backends/sqlite/metadata/metadata.go"
 before="IDColumn = DefaultColumn + \"->'\$._id'\""
 after="IDColumn = DefaultColumn + \"->'_id'\""
 grep -qF "$before" "$meta" || { echo "ferretdb build: patch target not found in $meta" >&2; exit 1; }
-sed -i "s|->'\\\$\\._id'\"|->'_id'\"|" "$meta"
+sed "s|->'\\\$\\._id'\"|->'_id'\"|" "$meta" > "$meta.new" && mv "$meta.new" "$meta"  # no sed -i: BSD differs
 grep -qF "$after" "$meta" || { echo "ferretdb build: patch did not apply to $meta" >&2; exit 1; }
 
 cp go.mod "$work/go.mod"
 cp go.sum "$work/go.sum"
 go mod edit -modfile="$work/go.mod" -replace "github.com/FerretDB/FerretDB=$work/FerretDB"
-mkdir -p "$(dirname "$out")"
 go build -modfile="$work/go.mod" -o "$out.tmp" .
 mv "$out.tmp" "$out"  # atomic: a running ferretdb keeps its old binary
 echo "ferretdb build: $out (v1.24.2, _id lookups use the _id index)"
