@@ -26,6 +26,7 @@ signing key").
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -70,15 +71,20 @@ class KeyRing:
     private_key: Ed25519PrivateKey | None = None
     previous: tuple[Ed25519PublicKey, ...] = ()
 
-    @property
+    @functools.cached_property
     def kid(self) -> str:
         return key_id(self.public_key)
 
+    @functools.cached_property
+    def _verifying_keys(self) -> dict[str, Ed25519PublicKey]:
+        """By kid, computed once per ring: the authorizer looks a key up on every request."""
+        return {**{key_id(key): key for key in self.previous}, self.kid: self.public_key}
+
     def verifying_key(self, kid: Any) -> Ed25519PublicKey | None:
         """The key a token names by ``kid`` (no ``kid``: the current key); None if we know no such key."""
-        if kid is None or kid == self.kid:
+        if kid is None:
             return self.public_key
-        return next((key for key in self.previous if key_id(key) == kid), None)
+        return self._verifying_keys.get(kid) if isinstance(kid, str) else None
 
     def signing_key(self) -> Ed25519PrivateKey:
         if self.private_key is None:
