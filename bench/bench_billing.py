@@ -35,7 +35,7 @@ from chalicelib.events.consumer import Delivery, run_batch  # noqa: E402
 from chalicelib.events.publisher import RecordingPublisher  # noqa: E402
 from chalicelib.observability.logs import logger  # noqa: E402
 from chalicelib.store import ensure_indexes  # noqa: E402
-from chalicelib.store.embedded import EmbeddedMongo  # noqa: E402
+from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
 
 
 class CommandCounter(monitoring.CommandListener):

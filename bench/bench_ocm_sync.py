@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     uri = args.mongodb_uri
     if not uri:
-        from chalicelib.store.embedded import EmbeddedMongo
+        from devstack.embedded_mongo import EmbeddedMongo
 
         server = EmbeddedMongo(Path(tempfile.mkdtemp(prefix="bench-ocm-"))).start()
         uri = server.uri

@@ -20,7 +20,7 @@ What it does, in order:
    batches of 10, source ``jucr.session``): ``events`` deliveries in all, a share of the distinct
    sessions delivered more than once, everything shuffled (out of order), a share of poison events
    (invalid payloads with valid ids);
-5. mid-run takes the store away: the FerretDB process of the stack (found by its port in
+5. mid-run takes the store away: the embedded MongoDB of the stack (found by its port in
    ``/proc``) is terminated, stays down ``--outage-seconds``, and is started again by this script
    with the same command line (same port, same SQLite data dir);
 6. waits until every queue is empty and all outcomes are on the bus, then checks the invariants
@@ -53,7 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.store.embedded import free_port  # noqa: E402
+from devstack.embedded_mongo import MAIN_CLASS, free_port  # noqa: E402
 
 REGISTER = "mutation R($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }"
 CAPTURED_SOURCES = ["jucr.billing", "jucr.dlq"]
@@ -160,8 +160,8 @@ class ChaosStack:
 
     # -- the store fault -------------------------------------------------------------------
     def store_pid(self) -> tuple[int, list[str]]:
-        """The FerretDB process of this stack: the one listening on our mongo port (from /proc)."""
-        wanted = f"127.0.0.1:{self.mongo_port}"
+        """The embedded MongoDB of this stack: the launcher started on our mongo port (from /proc)."""
+        wanted = str(self.mongo_port)
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -170,9 +170,9 @@ class ChaosStack:
             except OSError:
                 continue
             args = [a.decode(errors="replace") for a in argv if a]
-            if args and args[0].endswith("/ferretdb") and wanted in args:
+            if MAIN_CLASS in args and args[args.index(MAIN_CLASS) + 1:][:1] == [wanted]:
                 return int(entry.name), args
-        raise RuntimeError(f"no ferretdb process listens on {wanted}")
+        raise RuntimeError(f"no embedded MongoDB listens on port {wanted}")
 
     def take_store_down(self, seconds: float) -> dict[str, Any]:
         """Terminate the store, keep it down ``seconds``, start it again on the same port and data."""
@@ -185,11 +185,13 @@ class ChaosStack:
             time.sleep(0.05)
         down_at = time.monotonic()
         time.sleep(seconds)
-        log = open(self.data_dir / "ferretdb.log", "ab")
-        self.restarted_store = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log = open(self.data_dir / "mongo-java-server.log", "ab")
+        # stdin is a pipe this process holds: the launcher stops when it closes (with us).
+        self.restarted_store = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
         while not _port_open(self.mongo_port):
             if self.restarted_store.poll() is not None:
-                raise RuntimeError("ferretdb did not restart; see ferretdb.log")
+                raise RuntimeError("the embedded MongoDB did not restart; see mongo-java-server.log")
             time.sleep(0.05)
         return {"pid": pid, "newPid": self.restarted_store.pid, "downSeconds": round(time.monotonic() - down_at, 2)}
 

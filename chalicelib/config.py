@@ -123,9 +123,6 @@ class Settings:
     mongodb_uri: str = _setting("MONGODB_URI", "", secret=True)
     mongodb_db: str = _setting("MONGODB_DB", "jucr")
     mongodb_timeout_ms: int = _setting("MONGODB_TIMEOUT_MS", "5000", _int_range(100, 60000))
-    # FerretDB v1 holds one SQLite connection per update in a batch and
-    # deadlocks at 100; MongoDB takes 100,000. Keep our update batches below.
-    mongodb_max_batch_ops: int = _setting("MONGODB_MAX_BATCH_OPS", "90", _int_range(1, 100000))
 
     log_level: str = _setting("LOG_LEVEL", "INFO")
 

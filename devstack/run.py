@@ -1,6 +1,6 @@
 """Start the whole local stack, print where everything is, stop it all on Ctrl-C.
 
-Processes: FerretDB (unless ``MONGODB_URI`` is set), ``moto_server`` and
+Processes: the embedded MongoDB (mongo-java-server, H2 file; unless ``MONGODB_URI`` is set), ``moto_server`` and
 ``chalice local --stage local``. Threads in this process: the OCM stand-in
 (unless ``OCM_API_URL``/``OCM_API_KEY`` point at the real API), one event pump
 per queue and the schedule. Variables set by the caller win over the defaults
@@ -81,11 +81,12 @@ class Stack:
         if os.environ.get("MONGODB_URI"):
             _say("MongoDB: using MONGODB_URI from the environment")
             return os.environ["MONGODB_URI"]
-        from chalicelib.store.embedded import EmbeddedMongo
+        from devstack.embedded_mongo import EmbeddedMongo
 
-        self.mongo = EmbeddedMongo(self.data_dir / "ferretdb", port=self.args.mongo_port,
-                                   log_file=self.data_dir / "ferretdb.log").start()
-        _say(f"MongoDB (FerretDB, SQLite in {self.data_dir / 'ferretdb'}): {self.mongo.uri}")
+        h2_file = self.data_dir / "mongo" / "jucr.mv.db"
+        self.mongo = EmbeddedMongo(self.data_dir / "mongo", port=self.args.mongo_port,
+                                   log_file=self.data_dir / "mongo-java-server.log", h2_file=h2_file).start()
+        _say(f"MongoDB (mongo-java-server, H2 file {h2_file}, up in {self.mongo.started_in:.1f}s): {self.mongo.uri}")
         return self.mongo.uri
 
     def start_moto(self) -> str:

@@ -1,6 +1,6 @@
 """Shared fixtures: the embedded store, settings, moto, and the whole local stack.
 
-- ``embedded_mongo`` (session): one FerretDB process on a free port.
+- ``embedded_mongo`` (session): one mongo-java-server (memory backend) per xdist worker.
 - ``db``: a fresh database per test, dropped afterwards. Tests marked
   ``mongodb`` run a second time against ``MONGODB_URI`` when it is set, and
   are skipped there with a reason otherwise.
@@ -34,7 +34,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from chalicelib import bootstrap  # noqa: E402
 from chalicelib.config import Settings, load_settings  # noqa: E402
-from chalicelib.store.embedded import EmbeddedMongo, free_port  # noqa: E402
+from devstack.embedded_mongo import EmbeddedMongo, free_port  # noqa: E402
 
 TEST_ENV = {
     "JUCR_STAGE": "test",
@@ -57,14 +57,14 @@ TEST_ENV = {
 
 @pytest.fixture(scope="session")
 def embedded_mongo(tmp_path_factory) -> EmbeddedMongo:
-    server = EmbeddedMongo(tmp_path_factory.mktemp("ferretdb")).start()
+    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo")).start()
     yield server
     server.stop()
 
 
 def pytest_generate_tests(metafunc):
     if "db_backend" in metafunc.fixturenames:
-        backends = ["ferretdb"]
+        backends = ["embedded"]
         if metafunc.definition.get_closest_marker("mongodb"):
             backends.append("mongodb")
         metafunc.parametrize("db_backend", backends, scope="function")
@@ -101,7 +101,7 @@ def settings(monkeypatch, mongo_uri) -> Settings:
 
 @pytest.fixture
 def db(settings):
-    """A fresh database for this test (on FerretDB, or real MongoDB when marked and configured)."""
+    """A fresh database for this test (embedded, or real MongoDB when marked and configured)."""
     from pymongo import MongoClient
 
     client = MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
@@ -220,7 +220,7 @@ def local_stack(tmp_path_factory) -> LocalStack:
     deadline = time.monotonic() + 120
     while "ready. Ctrl-C" not in log_path.read_text(errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)  # SIGTERM lets devstack stop FerretDB, moto and chalice local too
+            _stop(process)  # SIGTERM lets devstack stop the store, moto and chalice local too
             raise RuntimeError(f"local stack did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
         time.sleep(0.2)
     state = json.loads((data_dir / "devstack.json").read_text())

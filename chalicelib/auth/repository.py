@@ -23,7 +23,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chalicelib.store import IndexSpec, translate_errors
-from chalicelib.store.batches import bulk_write_chunked
+from chalicelib.store.batches import bulk_write
 
 USERS = "users"
 LOGIN_ATTEMPTS = "auth_login_attempts"  # one hint doc per email key: the current generation
@@ -142,7 +142,7 @@ class AuthRepository:
             )
         # One DeleteOne per _id (an ``$in`` filter is a full scan on FerretDB), in batches it can take.
         stale = [f"{key}:{generation}:{n}" for n in range(1, slots + 1)] + [f"{key}:{generation - 1}:end"]
-        bulk_write_chunked(self.db[LOGIN_SLOTS], [DeleteOne({"_id": _id}) for _id in stale], _DELETE_BATCH)
+        bulk_write(self.db[LOGIN_SLOTS], [DeleteOne({"_id": _id}) for _id in stale])
 
     # --- refresh tokens ---------------------------------------------------------------
 

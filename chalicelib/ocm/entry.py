@@ -19,7 +19,7 @@ def repository():
 
     settings = bootstrap.settings()
     db = bootstrap.indexed_database(INDEXES, "ocm")
-    return MirrorRepository(db, max_batch_ops=settings.mongodb_max_batch_ops)
+    return MirrorRepository(db)
 
 
 def client(settings: Settings):

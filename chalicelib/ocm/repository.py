@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError
 
 from chalicelib.ocm.mapping import MappedPoi
 from chalicelib.store import IndexSpec, translate_errors
-from chalicelib.store.batches import bulk_write_chunked
+from chalicelib.store.batches import bulk_write
 
 STATIONS = "ocm_stations"
 SYNC_STATE = "ocm_sync_state"
@@ -89,7 +89,7 @@ class MirrorRepository:
                 outcome.unchanged += 1
         duplicates = self._insert(new_docs, outcome)
         if updates:
-            result = bulk_write_chunked(self.stations, updates, self.max_batch_ops)
+            result = bulk_write(self.stations, updates)
             outcome.round_trips += result.round_trips
             outcome.updated += result.matched
         if duplicates:  # another run inserted them between our find and insert: treat as existing

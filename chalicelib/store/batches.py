@@ -1,9 +1,9 @@
-"""Unordered bulk writes cut into batches the embedded store can take.
+"""One unordered bulk write whose outcome is counted the same on every server.
 
-FerretDB v1.24 keeps one SQLite connection open per update of a batch until
-the batch ends and has 100 of them, so a batch of 100 updates deadlocks. We
-cut update batches at ``max_ops`` (setting ``MONGODB_MAX_BATCH_OPS``; raise it
-on MongoDB). Inserts are not affected and go in one call.
+The driver splits a large bulk into server batches itself (MongoDB takes up to
+100,000 operations a batch), so callers hand over a whole page at once. When some
+operations fail, the counts come from the write errors, not from the server's
+``nInserted``: mongo-java-server counts a failed insert as inserted, MongoDB does not.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pymongo import InsertOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from chalicelib.store.errors import translate_errors
+
+DUPLICATE_KEY = 11000
 
 
 @dataclass
@@ -27,24 +30,30 @@ class BulkOutcome:
     duplicate_keys: int = 0
 
 
-def bulk_write_chunked(collection: Collection, operations: Sequence, max_ops: int) -> BulkOutcome:
-    """Run ``operations`` unordered in chunks; duplicate-key errors are counted, not raised."""
+def bulk_write(collection: Collection, operations: Sequence) -> BulkOutcome:
+    """Run ``operations`` unordered in one call; duplicate-key errors are counted, not raised.
+
+    Any other write error raises ``BulkWriteError`` with the server's details, so the
+    caller can tell which operations failed (an unordered bulk still applies the rest).
+    """
     outcome = BulkOutcome()
-    for start in range(0, len(operations), max_ops):
-        chunk = operations[start : start + max_ops]
-        outcome.round_trips += 1
-        try:
-            with translate_errors(f"bulk write to {collection.name}"):
-                result = collection.bulk_write(list(chunk), ordered=False)
-            details = result.bulk_api_result
-        except BulkWriteError as exc:
-            details = exc.details
-            other = [e for e in details.get("writeErrors", []) if e.get("code") != 11000]
-            if other:
-                raise
-            outcome.duplicate_keys += len(details.get("writeErrors", []))
-        outcome.inserted += details.get("nInserted", 0)
-        outcome.matched += details.get("nMatched", 0)
-        outcome.modified += details.get("nModified", 0)
-        outcome.upserted += details.get("nUpserted", 0)
+    if not operations:
+        return outcome
+    outcome.round_trips = 1
+    try:
+        with translate_errors(f"bulk write to {collection.name}"):
+            details = collection.bulk_write(list(operations), ordered=False).bulk_api_result
+        failed_inserts = 0
+    except BulkWriteError as exc:
+        details = exc.details
+        errors = details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        outcome.duplicate_keys = len(errors)
+        failed_inserts = sum(1 for error in errors if isinstance(operations[error["index"]], InsertOne))
+    inserts = sum(1 for operation in operations if isinstance(operation, InsertOne))
+    outcome.inserted = inserts - failed_inserts
+    outcome.matched = details.get("nMatched", 0)
+    outcome.modified = details.get("nModified", 0)
+    outcome.upserted = details.get("nUpserted", 0)
     return outcome

@@ -52,12 +52,10 @@ TRANSIENT_CODES = frozenset({
     13436,  # NotPrimaryOrSecondary
 })
 TRANSIENT_LABELS = ("TransientTransactionError", "RetryableWriteError")
-# FerretDB over SQLite answers a lock timeout with the SQLite message, under a generic code.
-_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "sqlite_busy", "sqlite_locked")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a driver error says "try again later" (by code, error label or FerretDB lock message)."""
+    """Whether a driver error says "try again later" (by code or error label, never by message text)."""
     if isinstance(exc, _TRANSIENT):
         return True
     if not isinstance(exc, mongo_errors.PyMongoError):
@@ -65,10 +63,7 @@ def is_transient(exc: BaseException) -> bool:
     has_label = getattr(exc, "has_error_label", None)
     if has_label and any(has_label(label) for label in TRANSIENT_LABELS):
         return True
-    if isinstance(exc, mongo_errors.OperationFailure) and exc.code in TRANSIENT_CODES:
-        return True
-    message = str(exc).lower()
-    return any(marker in message for marker in _TRANSIENT_MESSAGES)
+    return isinstance(exc, mongo_errors.OperationFailure) and exc.code in TRANSIENT_CODES
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.store.embedded import free_port
+from devstack.embedded_mongo import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(240)

@@ -51,7 +51,7 @@ def make_client(server, key: str = API_KEY, retries: int = 3) -> OcmClient:
 @pytest.fixture
 def repo(db) -> MirrorRepository:
     ensure_indexes(db, INDEXES)
-    return MirrorRepository(db, max_batch_ops=90)
+    return MirrorRepository(db)
 
 
 class Clock:
@@ -139,5 +139,5 @@ def counted_repo(settings):
     db = client[settings.mongodb_db]
     ensure_indexes(db, INDEXES)
     counter.reset()
-    yield MirrorRepository(db, max_batch_ops=90), counter
+    yield MirrorRepository(db), counter
     client.close()
