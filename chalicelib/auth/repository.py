@@ -1,16 +1,15 @@
 """Auth data access: users, sign-in attempts, refresh tokens and their families.
 
-Every hot write is keyed by ``_id`` (FerretDB scans for any other filter):
-users by their id, sign-in attempt slots by the SHA-256 of the normalised email
-plus a generation and a slot number, refresh tokens (and their claims) by the
-SHA-256 of the token, families by their id. The one non-``_id`` lookup is a user
-by email at sign-in, a single ``find_one`` backed by the unique ``email`` index,
-which is also what makes "one account per email" hold under concurrent
-registrations (no read-then-write).
+Every state change that must happen once is a single-document update whose
+filter is the guard (MongoDB applies it atomically, so of racing writers only
+those the filter still admits change anything): counting a sign-in attempt,
+spending a refresh token, renewing or revoking a family. "One account per email"
+is the unique ``email`` index, so concurrent registrations need no read first.
 
-"Exactly once" is always a unique ``_id`` insert (DuplicateKeyError = somebody
-else got it): FerretDB does not apply a guarded ``find_one_and_update`` or an
-``$inc`` atomically under concurrency, so neither is used for a guarantee here.
+Expiry is in the data, not in the TTL monitor: every filter compares
+``expiresAt`` with the caller's clock, and the TTL indexes below only remove
+what those filters already refuse: MongoDB's monitor runs about once a
+minute, and the embedded mongo-java-server keeps TTL indexes but expires nothing.
 """
 
 from __future__ import annotations
@@ -18,40 +17,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pymongo import DeleteOne, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chalicelib.store import IndexSpec, translate_errors
-from chalicelib.store.batches import bulk_write
 
 USERS = "users"
-LOGIN_ATTEMPTS = "auth_login_attempts"  # one hint doc per email key: the current generation
-LOGIN_SLOTS = "auth_login_slots"  # "{key}:{generation}:{n}" per attempt, "{key}:{generation}:end" when closed
-REFRESH_TOKENS = "auth_refresh_tokens"
-REFRESH_CLAIMS = "auth_refresh_claims"  # _id = token hash; its insert is what spends a refresh token
-REFRESH_FAMILIES = "auth_refresh_families"
+LOGIN_ATTEMPTS = "auth_login_attempts"  # _id = email key: {failures, expiresAt}
+REFRESH_TOKENS = "auth_refresh_tokens"  # _id = SHA-256 of the token; usedAt set once, when it is spent
+REFRESH_FAMILIES = "auth_refresh_families"  # _id = family id: every token descended from one sign-in
 
-_DELETE_BATCH = 50  # below FerretDB's 100-ops-per-batch deadlock, whatever MONGODB_MAX_BATCH_OPS says
-
-# A generation of sign-in slots stays open while failures come less than LOGIN_LOCK_SECONDS apart,
-# so it may live LOGIN_MAX_FAILURES x LOGIN_LOCK_SECONDS; config.py caps those at 100 and 1 day.
-# Expiring slots sooner would hand out fresh guesses inside a lock.
-LOGIN_SLOT_TTL_SECONDS = (100 + 1) * 86400
-# A spent refresh token's claim outlives the token by an hour: a store clock running ahead of the
-# Lambdas' must not free a claim while the token still counts as alive.
-REFRESH_CLAIM_MARGIN_SECONDS = 3600
+# A lock may be removed by the TTL monitor only well after it ended, so a store clock running
+# ahead of the Lambdas' never ends a lock early. Tokens and families go at their expiry: once
+# gone they are refused, which is what their expiresAt says anyway.
+LOGIN_ATTEMPTS_TTL_SECONDS = 3600
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(collection=USERS, keys=(("email", 1),), unique=True, name="users_email_unique"),
-    # Housekeeping on MongoDB (FerretDB has no TTL; see store/indexes.py). An expired refresh token
-    # and its claim are refused alike whether or not they are still stored.
+    IndexSpec(collection=LOGIN_ATTEMPTS, keys=(("expiresAt", 1),), name="login_attempts_ttl",
+              options={"expireAfterSeconds": LOGIN_ATTEMPTS_TTL_SECONDS}),
     IndexSpec(collection=REFRESH_TOKENS, keys=(("expiresAt", 1),), name="refresh_tokens_ttl",
               options={"expireAfterSeconds": 0}),
-    IndexSpec(collection=REFRESH_CLAIMS, keys=(("expiresAt", 1),), name="refresh_claims_ttl",
-              options={"expireAfterSeconds": REFRESH_CLAIM_MARGIN_SECONDS}),
-    IndexSpec(collection=LOGIN_SLOTS, keys=(("at", 1),), name="login_slots_ttl",
-              options={"expireAfterSeconds": LOGIN_SLOT_TTL_SECONDS}),
+    # A family's expiresAt follows its newest token, so it outlives every token that can be spent.
+    IndexSpec(collection=REFRESH_FAMILIES, keys=(("expiresAt", 1),), name="refresh_families_ttl",
+              options={"expireAfterSeconds": 0}),
 ]
 
 
@@ -68,6 +58,7 @@ class AuthRepository:
     # --- users -----------------------------------------------------------------------
 
     def insert_user(self, user: dict[str, Any]) -> None:
+        """Store a new user; the unique email index turns a concurrent twin into ``DuplicateEmail``."""
         try:
             with translate_errors("insert user"):
                 self.db[USERS].insert_one(user)
@@ -87,6 +78,7 @@ class AuthRepository:
             self.db[USERS].update_one({"_id": user_id}, {"$set": {"registrationPublished": True}})
 
     def bump_token_version(self, user_id: str) -> int | None:
+        """Increment ``tokenVersion`` in one update, so two revocations never read the same version."""
         with translate_errors("bump token version"):
             doc = self.db[USERS].find_one_and_update(
                 {"_id": user_id}, {"$inc": {"tokenVersion": 1}}, return_document=ReturnDocument.AFTER
@@ -95,54 +87,51 @@ class AuthRepository:
 
     # --- sign-in attempts ------------------------------------------------------------
     #
-    # Each sign-in takes a numbered slot "{key}:{generation}:{n}" by unique insert before
-    # bcrypt runs, so parallel guesses cannot take more than LOGIN_MAX_FAILURES slots of a
-    # generation. A success, an expired lock or a stale window closes the generation with
-    # the "{key}:{generation}:end" marker (never removed while it matters), so every caller
-    # agrees on the next generation even if the hint doc lags or goes back.
+    # One document per email key: ``failures`` counted so far and ``expiresAt``, when they stop
+    # counting (the newest counted attempt plus the lock time; with failures at the limit, the
+    # end of the lock). Attempts are counted before bcrypt runs, by the two guarded writes below.
 
-    def login_generation(self, key: str) -> int:
-        """Where to start looking for the current generation (a hint: markers are the truth)."""
-        with translate_errors("find sign-in generation"):
-            doc = self.db[LOGIN_ATTEMPTS].find_one({"_id": key})
-        return int((doc or {}).get("generation", 0))
+    def start_attempts(self, key: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
+        """Count the first attempt of a new window: ``False`` when a live count already exists.
 
-    def generation_closed(self, key: str, generation: int) -> bool:
-        with translate_errors("find sign-in generation marker"):
-            return self.db[LOGIN_SLOTS].find_one({"_id": f"{key}:{generation}:end"}, {"_id": 1}) is not None
-
-    def take_login_slot(self, key: str, generation: int, slot: int, now: dt.datetime) -> bool:
-        """Take slot ``slot`` of the generation; ``False`` when another attempt already holds it."""
+        The filter admits only a missing document or one whose window has ended (or one
+        without ``expiresAt``, as written before this layout), so the upsert replaces it
+        with ``failures: 1``. A live document makes the upsert collide with its ``_id``:
+        the unique ``_id`` index refuses it, and the caller counts into that window instead.
+        """
         try:
-            with translate_errors("take sign-in slot"):
-                self.db[LOGIN_SLOTS].insert_one({"_id": f"{key}:{generation}:{slot}", "at": now})
+            with translate_errors("start sign-in attempts"):
+                self.db[LOGIN_ATTEMPTS].replace_one(
+                    {"_id": key, "expiresAt": {"$not": {"$gt": now}}},
+                    {"failures": 1, "expiresAt": expires_at}, upsert=True,
+                )
         except DuplicateKeyError:
             return False
         return True
 
-    def login_slot_time(self, key: str, generation: int, slot: int) -> dt.datetime | None:
-        with translate_errors("find sign-in slot"):
-            doc = self.db[LOGIN_SLOTS].find_one({"_id": f"{key}:{generation}:{slot}"})
-        return None if doc is None else doc["at"]
+    def add_attempt(self, key: str, expires_at: dt.datetime, now: dt.datetime, limit: int) -> int | None:
+        """Count one more attempt in the live window; the new count, or ``None`` if it is at ``limit``.
 
-    def release_login_slot(self, key: str, generation: int, slot: int) -> None:
-        with translate_errors("release sign-in slot"):
-            self.db[LOGIN_SLOTS].delete_one({"_id": f"{key}:{generation}:{slot}"})
-
-    def close_login_generation(self, key: str, generation: int, slots: int, now: dt.datetime) -> None:
-        """End a generation (idempotent): mark it, move the hint on, drop its slots and an old marker."""
-        try:
-            with translate_errors("close sign-in generation"):
-                self.db[LOGIN_SLOTS].insert_one({"_id": f"{key}:{generation}:end", "at": now})
-        except DuplicateKeyError:
-            pass  # a concurrent caller closed it: same outcome
-        with translate_errors("close sign-in generation"):
-            self.db[LOGIN_ATTEMPTS].update_one(
-                {"_id": key}, {"$max": {"generation": generation + 1}}, upsert=True
+        ``failures < limit`` in the filter is what stops parallel guesses: each increment is
+        applied to the document as it is then, so no more than ``limit`` are ever admitted.
+        ``None`` also when the window ended or was cleared since the caller looked.
+        """
+        with translate_errors("count sign-in attempt"):
+            doc = self.db[LOGIN_ATTEMPTS].find_one_and_update(
+                {"_id": key, "expiresAt": {"$gt": now}, "failures": {"$lt": limit}},
+                {"$inc": {"failures": 1}, "$max": {"expiresAt": expires_at}},
+                projection={"failures": 1}, return_document=ReturnDocument.AFTER,
             )
-        # One DeleteOne per _id (an ``$in`` filter is a full scan on FerretDB), in batches it can take.
-        stale = [f"{key}:{generation}:{n}" for n in range(1, slots + 1)] + [f"{key}:{generation - 1}:end"]
-        bulk_write(self.db[LOGIN_SLOTS], [DeleteOne({"_id": _id}) for _id in stale])
+        return None if doc is None else int(doc["failures"])
+
+    def find_attempts(self, key: str) -> dict[str, Any] | None:
+        with translate_errors("find sign-in attempts"):
+            return self.db[LOGIN_ATTEMPTS].find_one({"_id": key})
+
+    def clear_attempts(self, key: str) -> None:
+        """Forget the failures of an email (after a successful sign-in)."""
+        with translate_errors("clear sign-in attempts"):
+            self.db[LOGIN_ATTEMPTS].delete_one({"_id": key})
 
     # --- refresh tokens ---------------------------------------------------------------
 
@@ -150,43 +139,44 @@ class AuthRepository:
         with translate_errors("insert refresh token"):
             self.db[REFRESH_TOKENS].insert_one({"_id": token_hash, **record, "usedAt": None})
 
-    def claim_refresh(self, token_hash: str, now: dt.datetime) -> dict[str, Any] | None:
-        """Spend the token: ``None`` when it is unknown or somebody already spent it.
+    def spend_refresh(self, token_hash: str, now: dt.datetime) -> dict[str, Any] | None:
+        """Spend a live token: its record, or ``None`` when it is unknown, spent or expired.
 
-        The unique insert of ``{_id: token_hash}`` into ``auth_refresh_claims`` is the
-        spend, so of any number of racing callers exactly one gets the record back.
-        ``usedAt`` on the token is only a record for people reading the store.
+        The filter is the guard: of any number of racing callers only the first finds
+        ``usedAt`` unset, so exactly one gets the record back. Expiry is checked here,
+        not left to the TTL monitor, so an expired token is refused even while stored.
         """
-        record = self.find_refresh(token_hash)
-        if record is None:
-            return None
-        try:
-            with translate_errors("claim refresh token"):
-                self.db[REFRESH_CLAIMS].insert_one({"_id": token_hash, "claimedAt": now,
-                                                    "expiresAt": record.get("expiresAt")})
-        except DuplicateKeyError:
-            return None
-        with translate_errors("claim refresh token"):
-            self.db[REFRESH_TOKENS].update_one({"_id": token_hash}, {"$set": {"usedAt": now}})
-        return {**record, "usedAt": now}
+        with translate_errors("spend refresh token"):
+            return self.db[REFRESH_TOKENS].find_one_and_update(
+                {"_id": token_hash, "usedAt": None, "expiresAt": {"$gt": now}},
+                {"$set": {"usedAt": now}}, return_document=ReturnDocument.AFTER,
+            )
 
     def find_refresh(self, token_hash: str) -> dict[str, Any] | None:
         with translate_errors("find refresh token"):
             return self.db[REFRESH_TOKENS].find_one({"_id": token_hash})
 
-    def create_family(self, family_id: str, user_id: str, now: dt.datetime) -> None:
+    def create_family(self, family_id: str, user_id: str, now: dt.datetime, expires_at: dt.datetime) -> None:
         with translate_errors("create refresh family"):
             self.db[REFRESH_FAMILIES].insert_one(
-                {"_id": family_id, "userId": user_id, "createdAt": now, "revokedAt": None}
+                {"_id": family_id, "userId": user_id, "createdAt": now, "revokedAt": None, "expiresAt": expires_at}
             )
+
+    def renew_family(self, family_id: str, expires_at: dt.datetime) -> bool:
+        """Keep a family alive as long as its newest token; ``False`` when it is revoked or gone.
+
+        One guarded update answers "may this family still rotate?" and moves its expiry
+        on; a revocation that lands first makes the filter miss, so rotation stops.
+        """
+        with translate_errors("renew refresh family"):
+            doc = self.db[REFRESH_FAMILIES].find_one_and_update(
+                {"_id": family_id, "revokedAt": None}, {"$max": {"expiresAt": expires_at}},
+                projection={"_id": 1},
+            )
+        return doc is not None
 
     def revoke_family(self, family_id: str, now: dt.datetime) -> None:
         with translate_errors("revoke refresh family"):
             self.db[REFRESH_FAMILIES].update_one(
                 {"_id": family_id, "revokedAt": None}, {"$set": {"revokedAt": now}}
             )
-
-    def family_revoked(self, family_id: str) -> bool:
-        with translate_errors("find refresh family"):
-            doc = self.db[REFRESH_FAMILIES].find_one({"_id": family_id})
-        return doc is None or doc.get("revokedAt") is not None

@@ -154,61 +154,56 @@ def _attempts_key(email: str) -> str:
 def login(deps: AuthDeps, raw_input: Any, *, correlation_id: str | None = None) -> dict[str, Any]:
     """Same error and about the same time for an unknown email and a wrong password; lock after N failures.
 
-    The attempt is counted (a slot taken) before bcrypt runs, so N parallel guesses
-    cannot get more than ``max_failures`` password checks between them.
+    The attempt is counted before bcrypt runs, so N parallel guesses cannot get
+    more than ``max_failures`` password checks between them.
     """
     data = _load(LoginInput, raw_input)
     now = deps.now()
     key = _attempts_key(data["email"])
-    generation, slot = _take_attempt(deps, key, now)
+    failures = _count_attempt(deps, key, now)
 
     user = deps.repo.find_user_by_email(data["email"])
     stored = user["passwordHash"] if user else dummy_hash(deps.policy.bcrypt_cost)
     if not verify_password(data["password"], stored) or user is None:
-        if slot >= deps.policy.max_failures:
+        if failures >= deps.policy.max_failures:
             until = now + dt.timedelta(seconds=deps.policy.lock_seconds)
-            logger.warning("sign-in locked", extra={"failures": slot, "lockSeconds": deps.policy.lock_seconds})
+            logger.warning("sign-in locked", extra={"failures": failures, "lockSeconds": deps.policy.lock_seconds})
             raise _locked(until, now)
         logger.info("sign-in refused", extra={"reason": "credentials"})
         raise Unauthorized(BAD_CREDENTIALS)
 
-    if slot == 1:
-        deps.repo.release_login_slot(key, generation, slot)  # no earlier failure to forget: one write
-    else:
-        deps.repo.close_login_generation(key, generation, deps.policy.max_failures, now)
+    deps.repo.clear_attempts(key)
     if not user.get("registrationPublished", True):
         publish_registration(deps, user, correlation_id=correlation_id)
     logger.info("user signed in", extra={"userId": user["_id"]})
     return _issue(deps, user, now)
 
 
-def _take_attempt(deps: AuthDeps, key: str, now: dt.datetime) -> tuple[int, int]:
-    """Take the next attempt slot of the email's current generation: ``(generation, slot)``.
+# Each round ends in a count or a lock unless a success or a new window lands between its
+# writes; a few rounds are plenty, and running out is "busy", never a free guess.
+_ATTEMPT_ROUNDS = 8
 
-    Raises ``AccountLocked`` when every slot of the generation is taken within the
-    last ``lock_seconds`` (failures, or guesses still being checked). A generation
-    whose newest slot is older than that (lock over, or the failures went stale)
-    is closed and counting starts again in the next one.
+
+def _count_attempt(deps: AuthDeps, key: str, now: dt.datetime) -> int:
+    """Count this attempt for the email and return the failures so far, this one included.
+
+    Failures count while each comes less than ``lock_seconds`` after the one before;
+    at ``max_failures`` the email is locked until ``lock_seconds`` after the last.
+    Raises ``AccountLocked`` (before any bcrypt) when the live count is at the limit.
     """
     policy = deps.policy
-    stale_before = now - dt.timedelta(seconds=policy.lock_seconds)
-    generation = deps.repo.login_generation(key)
-    for _ in range(8):  # each round moves to a later generation; contention on one email is short
-        while deps.repo.generation_closed(key, generation):
-            generation += 1
-        slot = next((n for n in range(1, policy.max_failures + 1)
-                     if deps.repo.take_login_slot(key, generation, n, now)), None)
-        newest = policy.max_failures if slot is None else slot - 1
-        newest_at = _aware(deps.repo.login_slot_time(key, generation, newest)) if newest else None
-        if newest_at is not None and newest_at < stale_before:
-            deps.repo.close_login_generation(key, generation, policy.max_failures, now)
-            generation += 1
-            continue
-        if slot is not None:
-            return generation, slot
-        if newest_at is not None:
-            raise _locked(newest_at + dt.timedelta(seconds=policy.lock_seconds), now)
-        # the generation was closed (its slots deleted) while we counted: look again
+    window_end = now + dt.timedelta(seconds=policy.lock_seconds)
+    for _ in range(_ATTEMPT_ROUNDS):
+        if deps.repo.start_attempts(key, window_end, now):
+            return 1
+        failures = deps.repo.add_attempt(key, window_end, now, policy.max_failures)
+        if failures is not None:
+            return failures
+        doc = deps.repo.find_attempts(key) or {}
+        ends = _aware(doc.get("expiresAt"))
+        if ends is not None and ends > now and int(doc.get("failures", 0)) >= policy.max_failures:
+            raise _locked(ends, now)
+        # cleared by a success or its window ended between our writes: count again
     raise TransientStoreError("sign-in attempts are contended; try again")
 
 
@@ -220,15 +215,21 @@ def _locked(until: dt.datetime, now: dt.datetime) -> AccountLocked:
 
 # --- tokens --------------------------------------------------------------------------
 
+def _refresh_expiry(deps: AuthDeps, now: dt.datetime) -> dt.datetime:
+    return now + dt.timedelta(seconds=deps.policy.refresh_ttl_seconds)
+
+
 def _issue(deps: AuthDeps, user: Mapping[str, Any], now: dt.datetime, family_id: str | None = None) -> dict[str, Any]:
+    """Issue an access token and a refresh token, in a new family unless rotating within one."""
     version = int(user.get("tokenVersion", 0))
+    expires = _refresh_expiry(deps, now)
     if family_id is None:
         family_id = str(uuid.uuid4())
-        deps.repo.create_family(family_id, user["_id"], now)
+        deps.repo.create_family(family_id, user["_id"], now, expires)
     refresh = new_refresh_token()
     deps.repo.insert_refresh(hash_refresh_token(refresh), {
         "userId": user["_id"], "familyId": family_id, "tokenVersion": version, "issuedAt": now,
-        "expiresAt": now + dt.timedelta(seconds=deps.policy.refresh_ttl_seconds),
+        "expiresAt": expires,
     })
     access = issue_access_token(
         deps.keys, user_id=user["_id"], token_version=version, issuer=deps.policy.issuer,
@@ -243,19 +244,22 @@ def _issue(deps: AuthDeps, user: Mapping[str, Any], now: dt.datetime, family_id:
 
 
 def refresh(deps: AuthDeps, raw_input: Any) -> dict[str, Any]:
-    """Rotate: the presented token is spent; presenting a spent token revokes its whole family."""
+    """Rotate: the presented token is spent; presenting a spent token revokes its whole family.
+
+    A spent token shown again means two holders (a stolen copy, or a replay), and
+    nothing tells which is the owner, so every token of that sign-in stops working.
+    """
     token = _load(RefreshTokenInput, raw_input)["token"]
     now = deps.now()
     token_hash = hash_refresh_token(token)
-    record = deps.repo.claim_refresh(token_hash, now)
+    record = deps.repo.spend_refresh(token_hash, now)
     if record is None:
-        spent = deps.repo.find_refresh(token_hash)
-        if spent is not None:
-            deps.repo.revoke_family(spent["familyId"], now)
-            logger.warning("refresh token reuse; family revoked", extra={"userId": spent["userId"]})
+        known = deps.repo.find_refresh(token_hash)
+        if known is not None and known.get("usedAt") is not None:
+            deps.repo.revoke_family(known["familyId"], now)
+            logger.warning("refresh token reuse; family revoked", extra={"userId": known["userId"]})
         raise Unauthorized(BAD_REFRESH)
-    expires = _aware(record["expiresAt"])
-    if expires is None or expires <= now or deps.repo.family_revoked(record["familyId"]):
+    if not deps.repo.renew_family(record["familyId"], _refresh_expiry(deps, now)):
         raise Unauthorized(BAD_REFRESH)
     user = deps.repo.find_user(record["userId"])
     if user is None or int(user.get("tokenVersion", 0)) != int(record.get("tokenVersion", 0)):

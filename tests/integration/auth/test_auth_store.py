@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from dataclasses import replace
 from functools import partial
@@ -11,7 +12,15 @@ import pytest
 
 from chalicelib.auth import service
 from chalicelib.auth.keys import KeyRing
-from chalicelib.auth.repository import INDEXES, LOGIN_ATTEMPTS, LOGIN_SLOTS, REFRESH_TOKENS, USERS, AuthRepository
+from chalicelib.auth.repository import (
+    INDEXES,
+    LOGIN_ATTEMPTS,
+    LOGIN_ATTEMPTS_TTL_SECONDS,
+    REFRESH_FAMILIES,
+    REFRESH_TOKENS,
+    USERS,
+    AuthRepository,
+)
 from chalicelib.auth.service import AuthDeps, AuthPolicy
 from chalicelib.auth.tokens import hash_refresh_token
 from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized
@@ -90,23 +99,65 @@ def test_lockout_is_persisted_and_expires(deps):
 
 
 @pytest.mark.mongodb
-def test_a_success_forgets_earlier_failures_and_cleans_up_its_slots(deps, db):
+def test_failures_are_one_document_per_email_and_a_success_removes_it(deps, db):
     service.register(deps, SEED)
     bad = dict(LOGIN, password="wrong password!")
     for _ in range(2):
         with pytest.raises(Unauthorized):
             service.login(deps, bad)
-    assert db[LOGIN_SLOTS].count_documents({}) == 2
+    [doc] = db[LOGIN_ATTEMPTS].find({})
+    assert doc == {"_id": service._attempts_key("driver@example.com"), "failures": 2,
+                   "expiresAt": deps.clock.now + dt.timedelta(seconds=600)}
+    assert "driver" not in json.dumps(doc, default=str)  # keyed by a hash, not the address
     service.login(deps, LOGIN)
-    [hint] = db[LOGIN_ATTEMPTS].find({})
-    assert hint["generation"] == 1
-    assert [doc["_id"].split(":", 1)[1] for doc in db[LOGIN_SLOTS].find({})] == ["0:end"]
+    assert db[LOGIN_ATTEMPTS].count_documents({}) == 0
     for _ in range(2):  # counting starts again: two more failures do not lock (limit 3)
         with pytest.raises(Unauthorized):
             service.login(deps, bad)
-    service.login(deps, LOGIN)
-    assert db[LOGIN_ATTEMPTS].find_one({})["generation"] == 2
-    assert sorted(doc["_id"].split(":", 1)[1] for doc in db[LOGIN_SLOTS].find({})) == ["1:end"]
+    assert db[LOGIN_ATTEMPTS].find_one({})["failures"] == 2
+
+
+@pytest.mark.mongodb
+def test_the_lock_is_read_from_expires_at_not_from_the_ttl_monitor(deps, db, monkeypatch):
+    """A live lock refuses before bcrypt; an ended one still stored (monitor not run yet) counts for nothing."""
+    service.register(deps, SEED)
+    key, now = service._attempts_key("driver@example.com"), deps.clock.now
+    checks: list[str] = []
+    real_verify = service.verify_password
+    monkeypatch.setattr(service, "verify_password", lambda pw, stored: checks.append(stored) or real_verify(pw, stored))
+    db[LOGIN_ATTEMPTS].insert_one({"_id": key, "failures": 3, "expiresAt": now + dt.timedelta(seconds=90)})
+    with pytest.raises(AccountLocked) as locked:
+        service.login(deps, LOGIN)
+    assert locked.value.details == {"retryAfterSeconds": 90} and checks == []
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": key})["failures"] == 3  # a refused attempt extends nothing
+    db[LOGIN_ATTEMPTS].update_one({"_id": key}, {"$set": {"expiresAt": now - dt.timedelta(seconds=1)}})
+    with pytest.raises(Unauthorized):
+        service.login(deps, dict(LOGIN, password="wrong password!"))
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": key})["failures"] == 1  # a new window
+
+
+@pytest.mark.mongodb
+def test_an_attempts_document_of_the_earlier_layout_is_replaced(deps, db):
+    service.register(deps, SEED)
+    key = service._attempts_key("driver@example.com")
+    db[LOGIN_ATTEMPTS].insert_one({"_id": key, "generation": 7})  # no failures, no expiresAt
+    with pytest.raises(Unauthorized):
+        service.login(deps, dict(LOGIN, password="wrong password!"))
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": key}) == {
+        "_id": key, "failures": 1, "expiresAt": deps.clock.now + dt.timedelta(seconds=600)}
+
+
+@pytest.mark.mongodb
+def test_ttl_indexes_expire_attempts_tokens_and_families(deps, db):
+    def ttl(collection: str) -> dict[str, object]:
+        return {name: (info["key"], info.get("expireAfterSeconds"))
+                for name, info in db[collection].index_information().items() if "expireAfterSeconds" in info}
+
+    assert ttl(LOGIN_ATTEMPTS) == {"login_attempts_ttl": ([("expiresAt", 1)], LOGIN_ATTEMPTS_TTL_SECONDS)}
+    assert LOGIN_ATTEMPTS_TTL_SECONDS >= 60  # never before the lock has ended, even with some clock skew
+    assert ttl(REFRESH_TOKENS) == {"refresh_tokens_ttl": ([("expiresAt", 1)], 0)}
+    assert ttl(REFRESH_FAMILIES) == {"refresh_families_ttl": ([("expiresAt", 1)], 0)}
+    assert ensure_indexes(db, INDEXES) == ensure_indexes(db, INDEXES)  # idempotent
 
 
 @pytest.mark.mongodb
@@ -122,17 +173,51 @@ def test_refresh_rotation_reuse_and_hashed_storage(deps, db):
 
 
 @pytest.mark.mongodb
-def test_a_refresh_token_is_spent_once_even_under_a_race(deps):
+def test_a_refresh_token_is_spent_once_even_under_a_race(deps, db):
     token = service.register(deps, SEED)["refreshToken"]
-    claims: list[object] = []
+    spends: list[object] = []
     barrier = threading.Barrier(8)
 
-    def claim() -> None:
+    def spend() -> None:
         barrier.wait()
-        claims.append(deps.repo.claim_refresh(hash_refresh_token(token), deps.clock()))
+        spends.append(deps.repo.spend_refresh(hash_refresh_token(token), deps.clock()))
 
-    run_concurrently(*[claim] * 8)
-    assert len(claims) == 8 and sum(c is not None for c in claims) == 1
+    run_concurrently(*[spend] * 8)
+    assert len(spends) == 8 and sum(s is not None for s in spends) == 1
+    assert db[REFRESH_TOKENS].find_one({"_id": hash_refresh_token(token)})["usedAt"] == deps.clock()
+
+
+@pytest.mark.mongodb
+def test_an_expired_token_still_stored_is_refused_unspent_and_revokes_nothing(deps, db):
+    out = service.register(deps, SEED)
+    token_hash = hash_refresh_token(out["refreshToken"])
+    deps.clock.now += dt.timedelta(seconds=86400)  # exactly at expiresAt: no longer alive
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": out["refreshToken"]})
+    stored = db[REFRESH_TOKENS].find_one({"_id": token_hash})
+    assert stored is not None and stored["usedAt"] is None
+    assert db[REFRESH_FAMILIES].find_one({"_id": stored["familyId"]})["revokedAt"] is None
+
+
+@pytest.mark.mongodb
+def test_a_family_lives_as_long_as_its_newest_token(deps, db):
+    first = service.register(deps, SEED)
+    [family] = db[REFRESH_FAMILIES].find({})
+    assert family["expiresAt"] == deps.clock.now + dt.timedelta(seconds=86400)
+    deps.clock.now += dt.timedelta(hours=5)
+    second = service.refresh(deps, {"token": first["refreshToken"]})
+    newest = db[REFRESH_TOKENS].find_one({"_id": hash_refresh_token(second["refreshToken"])})
+    assert db[REFRESH_FAMILIES].find_one({"_id": family["_id"]})["expiresAt"] == newest["expiresAt"]
+
+
+@pytest.mark.mongodb
+def test_a_revoked_family_stops_rotation_even_for_an_unspent_token(deps, db):
+    out = service.register(deps, SEED)
+    family_id = db[REFRESH_FAMILIES].find_one({})["_id"]
+    deps.repo.revoke_family(family_id, deps.clock())
+    with pytest.raises(Unauthorized):
+        service.refresh(deps, {"token": out["refreshToken"]})
+    assert db[REFRESH_TOKENS].count_documents({}) == 1  # nothing issued
 
 
 @pytest.mark.mongodb

@@ -18,20 +18,24 @@ T0 = dt.datetime(2026, 2, 21, 14, 0, tzinfo=dt.UTC)
 
 
 class InMemoryAuthRepository:
-    """Same methods and guarantees as ``AuthRepository`` (unique email, one claim, unique slots), in dicts."""
+    """Same methods and guarantees as ``AuthRepository``, in dicts.
+
+    Each guarded update runs under one lock, as MongoDB applies a single-document
+    update atomically: the unique email, one spend per token, the attempt limit.
+    """
 
     def __init__(self) -> None:
         self.users: dict[str, dict] = {}
-        self.attempts: dict[str, dict] = {}  # email key -> {"generation": g}
-        self.slots: dict[str, dict] = {}  # "{key}:{g}:{n}" / "{key}:{g}:end" -> {"at": time}
+        self.attempts: dict[str, dict] = {}  # email key -> {"failures": n, "expiresAt": time}
         self.lock = threading.Lock()
         self.refresh: dict[str, dict] = {}
         self.families: dict[str, dict] = {}
 
     def insert_user(self, user: dict[str, Any]) -> None:
-        if any(u["email"] == user["email"] for u in self.users.values()):
-            raise DuplicateEmail()
-        self.users[user["_id"]] = copy.deepcopy(user)
+        with self.lock:
+            if any(u["email"] == user["email"] for u in self.users.values()):
+                raise DuplicateEmail()
+            self.users[user["_id"]] = copy.deepcopy(user)
 
     def find_user(self, user_id):
         return copy.deepcopy(self.users.get(user_id))
@@ -43,63 +47,66 @@ class InMemoryAuthRepository:
         self.users[user_id]["registrationPublished"] = True
 
     def bump_token_version(self, user_id):
-        if user_id not in self.users:
-            return None
-        self.users[user_id]["tokenVersion"] += 1
-        return self.users[user_id]["tokenVersion"]
+        with self.lock:
+            if user_id not in self.users:
+                return None
+            self.users[user_id]["tokenVersion"] += 1
+            return self.users[user_id]["tokenVersion"]
 
-    def login_generation(self, key):
-        return self.attempts.get(key, {}).get("generation", 0)
-
-    def generation_closed(self, key, generation):
-        return f"{key}:{generation}:end" in self.slots
-
-    def take_login_slot(self, key, generation, slot, now):
-        with self.lock:  # the unique _id insert of the real store
-            if f"{key}:{generation}:{slot}" in self.slots:
-                return False
-            self.slots[f"{key}:{generation}:{slot}"] = {"at": now}
+    def start_attempts(self, key, expires_at, now):
+        with self.lock:
+            doc = self.attempts.get(key)
+            if doc is not None and doc.get("expiresAt") is not None and doc["expiresAt"] > now:
+                return False  # the upsert's _id collision
+            self.attempts[key] = {"_id": key, "failures": 1, "expiresAt": expires_at}
             return True
 
-    def login_slot_time(self, key, generation, slot):
-        return self.slots.get(f"{key}:{generation}:{slot}", {}).get("at")
-
-    def release_login_slot(self, key, generation, slot):
-        self.slots.pop(f"{key}:{generation}:{slot}", None)
-
-    def close_login_generation(self, key, generation, slots, now):
+    def add_attempt(self, key, expires_at, now, limit):
         with self.lock:
-            self.slots.setdefault(f"{key}:{generation}:end", {"at": now})
-            doc = self.attempts.setdefault(key, {"_id": key, "generation": 0})
-            doc["generation"] = max(doc["generation"], generation + 1)
-            for n in range(1, slots + 1):
-                self.slots.pop(f"{key}:{generation}:{n}", None)
-            self.slots.pop(f"{key}:{generation - 1}:end", None)
+            doc = self.attempts.get(key)
+            if doc is None or doc.get("expiresAt") is None or doc["expiresAt"] <= now or doc["failures"] >= limit:
+                return None
+            doc["failures"] += 1
+            doc["expiresAt"] = max(doc["expiresAt"], expires_at)
+            return doc["failures"]
+
+    def find_attempts(self, key):
+        return copy.deepcopy(self.attempts.get(key))
+
+    def clear_attempts(self, key):
+        self.attempts.pop(key, None)
 
     def insert_refresh(self, token_hash, record):
         assert token_hash not in self.refresh
         self.refresh[token_hash] = {"_id": token_hash, **record, "usedAt": None}
 
-    def claim_refresh(self, token_hash, now):
-        doc = self.refresh.get(token_hash)
-        if doc is None or doc["usedAt"] is not None:
-            return None
-        doc["usedAt"] = now
-        return copy.deepcopy(doc)
+    def spend_refresh(self, token_hash, now):
+        with self.lock:
+            doc = self.refresh.get(token_hash)
+            if doc is None or doc["usedAt"] is not None or doc["expiresAt"] <= now:
+                return None
+            doc["usedAt"] = now
+            return copy.deepcopy(doc)
 
     def find_refresh(self, token_hash):
         return copy.deepcopy(self.refresh.get(token_hash))
 
-    def create_family(self, family_id, user_id, now):
-        self.families[family_id] = {"_id": family_id, "userId": user_id, "createdAt": now, "revokedAt": None}
+    def create_family(self, family_id, user_id, now, expires_at):
+        self.families[family_id] = {"_id": family_id, "userId": user_id, "createdAt": now, "revokedAt": None,
+                                    "expiresAt": expires_at}
+
+    def renew_family(self, family_id, expires_at):
+        with self.lock:
+            doc = self.families.get(family_id)
+            if doc is None or doc["revokedAt"] is not None:
+                return False
+            doc["expiresAt"] = max(doc["expiresAt"], expires_at)
+            return True
 
     def revoke_family(self, family_id, now):
-        if self.families.get(family_id, {}).get("revokedAt") is None and family_id in self.families:
-            self.families[family_id]["revokedAt"] = now
-
-    def family_revoked(self, family_id):
-        doc = self.families.get(family_id)
-        return doc is None or doc["revokedAt"] is not None
+        with self.lock:
+            if family_id in self.families and self.families[family_id]["revokedAt"] is None:
+                self.families[family_id]["revokedAt"] = now
 
 
 class Clock:

@@ -121,12 +121,3 @@ def test_a_public_key_that_does_not_match_the_private_key_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="does not belong"):
         load_keyring(settings, dev_dir=tmp_path, secrets_client=client)
 
-
-def test_sign_in_slots_outlive_the_longest_generation_the_settings_allow():
-    from chalicelib.auth.repository import LOGIN_SLOT_TTL_SECONDS
-
-    for key, too_big in (("LOGIN_MAX_FAILURES", "101"), ("LOGIN_LOCK_SECONDS", "86401")):
-        with pytest.raises(ConfigError):
-            load_settings({key: too_big})
-    widest = load_settings({"LOGIN_MAX_FAILURES": "100", "LOGIN_LOCK_SECONDS": "86400"})
-    assert LOGIN_SLOT_TTL_SECONDS > widest.login_max_failures * widest.login_lock_seconds

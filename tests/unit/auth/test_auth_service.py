@@ -131,6 +131,33 @@ def test_old_failures_outside_the_window_do_not_count(deps, clock, seed):
             service.login(deps, bad)
 
 
+def test_failures_less_than_the_lock_time_apart_keep_counting(deps, clock, seed):
+    """The window slides: each failure counts while it comes within LOGIN_LOCK_SECONDS of the one before."""
+    service.register(deps, seed())
+    bad = {"email": "driver@example.com", "password": "wrong password!"}
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.login(deps, bad)
+        clock.advance(500)
+    with pytest.raises(AccountLocked):
+        service.login(deps, bad)  # 1,000 s after the first failure, 500 s after the second
+
+
+def test_refused_attempts_during_a_lock_do_not_extend_it(deps, clock, seed):
+    service.register(deps, seed())
+    bad = {"email": "driver@example.com", "password": "wrong password!"}
+    for _ in range(3):
+        with pytest.raises((Unauthorized, AccountLocked)):
+            service.login(deps, bad)
+    for elapsed in (300, 299):  # 599 s into the 600 s lock
+        clock.advance(elapsed)
+        with pytest.raises(AccountLocked) as locked:
+            service.login(deps, LOGIN)
+    assert locked.value.details == {"retryAfterSeconds": 1}
+    clock.advance(1)
+    assert service.login(deps, LOGIN)["accessToken"]
+
+
 def test_unknown_emails_lock_too_so_a_lock_reveals_no_account(deps):
     bad = {"email": "ghost@example.com", "password": "wrong password!"}
     for _ in range(2):
@@ -176,6 +203,44 @@ def test_unknown_and_expired_refresh_tokens_are_refused(deps, clock, seed):
     clock.advance(86400 + 1)
     with pytest.raises(Unauthorized):
         service.refresh(deps, {"token": out["refreshToken"]})
+
+
+def test_an_expired_token_is_not_spent_and_revokes_nothing(deps, repo, clock, seed):
+    out = service.register(deps, seed())
+    clock.advance(86400)
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            service.refresh(deps, {"token": out["refreshToken"]})
+    assert repo.refresh[hash_refresh_token(out["refreshToken"])]["usedAt"] is None
+    assert all(family["revokedAt"] is None for family in repo.families.values())
+
+
+def test_rotation_moves_the_family_expiry_to_its_newest_token(deps, repo, clock, seed):
+    first = service.register(deps, seed())
+    clock.advance(3600)
+    second = service.refresh(deps, {"token": first["refreshToken"]})
+    [family] = repo.families.values()
+    assert family["expiresAt"] == repo.refresh[hash_refresh_token(second["refreshToken"])]["expiresAt"]
+
+
+def test_parallel_refreshes_with_one_token_issue_at_most_one_and_revoke_the_family(deps, repo, seed):
+    token = service.register(deps, seed())["refreshToken"]
+    issued: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def use() -> None:
+        barrier.wait()
+        try:
+            issued.append(service.refresh(deps, {"token": token})["refreshToken"])
+        except Unauthorized:
+            pass
+
+    run_concurrently(*[use] * 6)
+    assert len(issued) <= 1  # none when a loser's revocation lands before the winner renews the family
+    assert sum(t["usedAt"] is not None for t in repo.refresh.values()) == 1
+    for new_token in issued:  # the losers presented a spent token: the family is revoked
+        with pytest.raises(Unauthorized):
+            service.refresh(deps, {"token": new_token})
 
 
 def test_me_returns_the_profile_of_the_authorizer_user_only(deps, seed):
