@@ -109,8 +109,11 @@ if _SWEEP_SCHEDULE != "off":
 
 
 # --- Local stage only: the AppSync stand-in and the bus door ----------------------------
+# They live in devstack/, which Chalice does not package: a packaged stage never
+# reaches this import. The routes find the handlers through the app they are
+# registered on, so nothing imports app.py back.
 
 if _STAGE == "local":
-    from chalicelib.localdev.routes import local_routes
+    from devstack.local_routes import local_routes
 
     app.register_blueprint(local_routes)

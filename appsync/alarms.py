@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from appsync.infra import Changes
-from appsync.topology import FUNCTION_TIMEOUTS, QUEUES
 from chalicelib.config import Settings
+from chalicelib.topology import FUNCTION_TIMEOUTS, QUEUES
 
 NAMESPACE = "JUCR"
 SERVICE_DIMENSION = [{"Name": "service", "Value": "jucr"}]

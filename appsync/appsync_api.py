@@ -374,7 +374,7 @@ class AppSyncApi:
     def apply(self) -> dict[str, Any]:
         from graphql import build_schema
 
-        from chalicelib.localdev.gateway import APPSYNC_PRELUDE
+        from appsync.prelude import APPSYNC_PRELUDE
 
         schema = build_schema(APPSYNC_PRELUDE + self.schema_text)  # fail before touching AWS if it does not parse
         api = self.ensure_api()

@@ -28,9 +28,9 @@ from types import ModuleType
 from typing import Any
 
 from appsync.infra import Changes, Infra, delete_rule
-from appsync.topology import QUEUES, rule_name
 from appsync.wiring import Deployed, Wiring
 from chalicelib.config import Settings, load_settings
+from chalicelib.topology import QUEUES, rule_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHALICE_DIR = PROJECT_ROOT / ".chalice"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from appsync.topology import QUEUES, QueueSpec, rule_name
 from chalicelib.config import Settings
+from chalicelib.topology import QUEUES, QueueSpec, rule_name
 
 
 @dataclass

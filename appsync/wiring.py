@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appsync.infra import Changes
-from appsync.topology import QUEUES, rule_name
 from chalicelib.config import Settings
+from chalicelib.topology import QUEUES, rule_name
 
 SCHEDULE_DLQ = "ocm-sync-dlq"
 # EventBridge -> Lambda (schedule target): retries with back-off for up to an hour.

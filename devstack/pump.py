@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from appsync.topology import FUNCTION_TIMEOUTS, QueueSpec
-from chalicelib.localdev.lambda_context import LocalLambdaContext
+from chalicelib.topology import FUNCTION_TIMEOUTS, QueueSpec
+from devstack.lambda_context import LocalLambdaContext
 
 Emit = Callable[[dict[str, Any]], None]
 

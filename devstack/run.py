@@ -148,8 +148,8 @@ class Stack:
     def start_pumps(self) -> None:
         import app as chalice_app
         from appsync.infra import Infra
-        from appsync.topology import QUEUES
         from chalicelib import bootstrap
+        from chalicelib.topology import QUEUES
         from devstack.pump import QueuePump
 
         settings = bootstrap.settings()
@@ -179,7 +179,7 @@ class Stack:
         _say(f"schedule: OCM sync now and every {seconds:g}s (LOCAL_OCM_SYNC_INTERVAL)")
 
     def _schedule_loop(self, handler, seconds: float) -> None:
-        from chalicelib.localdev.lambda_context import LocalLambdaContext
+        from devstack.lambda_context import LocalLambdaContext
 
         while not self.stop_event.is_set():
             event = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",

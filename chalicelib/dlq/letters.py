@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from appsync.topology import QUEUES
 from chalicelib.contracts.errors import ValidationError
 from chalicelib.contracts.events import EVENT_SCHEMAS, Event, parse_event
 from chalicelib.observability.logs import scrub
+from chalicelib.topology import QUEUES
 
 PERMANENT = "permanent"
 TRANSIENT = "transient"

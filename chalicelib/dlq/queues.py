@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from appsync.topology import QUEUE_SHORT_NAMES, QUEUES
 from chalicelib.config import Settings
 from chalicelib.dlq.letters import DeadLetter
+from chalicelib.topology import QUEUE_SHORT_NAMES, QUEUES
 
 SQS_MAX_DELAY = 900
 SQS_MAX_VISIBILITY = 12 * 3600

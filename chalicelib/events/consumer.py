@@ -165,7 +165,7 @@ class _Runner:
         return self._urls[short]
 
     def dlq_short(self) -> str | None:
-        from appsync.topology import queue_spec
+        from chalicelib.topology import queue_spec
 
         try:
             return queue_spec(self.source_queue).dlq
@@ -249,7 +249,7 @@ def run_batch(event_dict: Mapping[str, Any], context: Any, handle_record: Record
     """Run ``handle_record`` on each SQS record; return Lambda's ``{"batchItemFailures": [...]}``.
 
     ``source_queue`` is the short name (``billing``, ``wallets``, ...), used to find the
-    queue's DLQ in ``appsync/topology.py``. ``settings``, ``sqs`` and ``clock`` default to
+    queue's DLQ in ``chalicelib/topology.py``. ``settings``, ``sqs`` and ``clock`` default to
     the composition root's; tests pass their own. The handler raises to fail a record
     (see the module docstring for how the exception class decides retry or DLQ).
     """

@@ -1,8 +1,8 @@
 import json
 
 from appsync.infra import Changes, Infra
-from appsync.topology import FUNCTION_TIMEOUTS, QUEUES
 from chalicelib import bootstrap
+from chalicelib.topology import FUNCTION_TIMEOUTS, QUEUES
 
 
 def test_second_run_changes_nothing(aws):

@@ -10,7 +10,7 @@ import pytest
 from graphql import build_schema, get_named_type, is_object_type
 
 from appsync.appsync_api import BUS_TO_MUTATION, bus_targets
-from chalicelib.localdev.gateway import APPSYNC_PRELUDE
+from appsync.prelude import APPSYNC_PRELUDE
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_TEXT = (ROOT / "appsync" / "schema.graphql").read_text()

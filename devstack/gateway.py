@@ -19,22 +19,13 @@ from typing import Any
 from graphql import GraphQLError, build_schema, execute, parse, validate
 from graphql.language import OperationDefinitionNode
 
+from appsync.prelude import APPSYNC_PRELUDE
 from chalicelib.contracts.errors import ApiError
-from chalicelib.localdev.lambda_context import LocalLambdaContext
 from chalicelib.observability.logs import logger
+from devstack.lambda_context import LocalLambdaContext
 
-APPSYNC_DIR = Path(__file__).resolve().parents[2] / "appsync"
+APPSYNC_DIR = Path(__file__).resolve().parents[1] / "appsync"
 
-# AppSync's own scalars and directives, which a plain GraphQL parser does not know.
-APPSYNC_PRELUDE = """
-directive @aws_api_key on FIELD_DEFINITION | OBJECT
-directive @aws_iam on FIELD_DEFINITION | OBJECT
-directive @aws_lambda on FIELD_DEFINITION | OBJECT
-directive @aws_auth(cognito_groups: [String]) on FIELD_DEFINITION | OBJECT
-directive @aws_subscribe(mutations: [String]) on FIELD_DEFINITION
-scalar AWSDateTime
-scalar AWSJSON
-"""
 
 Invoker = Callable[[str, dict], Any]
 
@@ -49,12 +40,18 @@ def load_resolver_map() -> dict[str, Any]:
     return json.loads((APPSYNC_DIR / "resolvers.json").read_text())
 
 
-def invoke_app_function(name: str, event: dict) -> Any:
-    """Call the Chalice function ``name`` from app.py as Lambda would."""
-    import app as chalice_app
+def in_process_invoker(app: Any) -> Invoker:
+    """Call the Chalice app's pure Lambda function ``name`` as Lambda would.
 
-    handler = getattr(chalice_app, name)
-    return handler(event, LocalLambdaContext(function_name=name))
+    The app is handed over by the route that serves the request (the blueprint's
+    ``current_app``), so nothing here imports ``app.py`` back.
+    """
+    functions = {function.name: function for function in app.pure_lambda_functions}
+
+    def invoke(name: str, event: dict) -> Any:
+        return functions[name](event, LocalLambdaContext(function_name=name))
+
+    return invoke
 
 
 def _error(message: str, error_type: str, path: list | None = None) -> dict[str, Any]:
@@ -65,7 +62,7 @@ def _error(message: str, error_type: str, path: list | None = None) -> dict[str,
 
 
 class Gateway:
-    def __init__(self, invoke: Invoker = invoke_app_function) -> None:
+    def __init__(self, invoke: Invoker) -> None:
         self.invoke = invoke
         self.schema = load_schema()
         self.resolver_map = load_resolver_map()

@@ -1,4 +1,4 @@
-"""Routes that exist only in the ``local`` stage (app.py registers them there).
+"""Routes that exist only in the ``local`` stage (app.py registers them there; never packaged).
 
 ``POST /graphql`` is the AppSync stand-in; ``POST /local/events`` is the door to
 the local bus the Session Service would use. Like EventBridge, the door refuses
@@ -51,20 +51,21 @@ def graphiql():
 
 @local_routes.route("/graphql", methods=["POST"], content_types=["application/json"])
 def graphql():
-    from chalicelib.localdev.gateway import Gateway
+    from devstack.gateway import Gateway, in_process_invoker
 
     try:
         body = _body()
     except ValueError as exc:
         return _json(400, {"errors": [{"message": str(exc), "errorType": "BadRequest"}]})
     headers = local_routes.current_request.headers
-    status, result = Gateway().handle(body, headers.get("authorization"))
+    gateway = Gateway(in_process_invoker(local_routes.current_app))
+    status, result = gateway.handle(body, headers.get("authorization"))
     return _json(status, result)
 
 
 @local_routes.route("/local/events", methods=["POST"], content_types=["application/json"])
 def put_event():
-    from chalicelib.localdev.bus_door import put_raw_event
+    from devstack.bus_door import put_raw_event
 
     try:
         body = _body()

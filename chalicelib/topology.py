@@ -1,8 +1,10 @@
 """What the event backbone consists of, declared once.
 
-The local stack and the deploy step both read this: queue names, redrive,
-retention, visibility, which detail-types route to which queue, and which
-Chalice function consumes which queue. Change it here and both follow.
+The runtime (the batch runner, the reconcilers), the local stack and the deploy
+step all read this: queue names, redrive, retention, visibility, which
+detail-types route to which queue, and which Chalice function consumes which
+queue. It lives in ``chalicelib`` because the Lambdas need it at run time and
+Chalice packages nothing else. Change it here and everything follows.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import dataclass
 
 from chalicelib.config import Settings
 
-# Function timeouts (seconds) as set in .chalice/config.json; visibility must be >= 6x.
+# Function timeouts (seconds); .chalice/config.json must say the same (a test ties them).
+# A queue's visibility timeout is 6x its consumer's timeout, as AWS recommends for SQS triggers.
 FUNCTION_TIMEOUTS = {
     "billing_consumer": 60,
     "wallet_opener": 30,

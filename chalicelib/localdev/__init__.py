@@ -1,1 +1,0 @@
-"""Local-stage stand-ins for what AWS does around our Lambdas (never deployed routes)."""
