@@ -1,13 +1,14 @@
 """Deploy step: everything `chalice deploy` cannot declare, attached idempotently.
 
+    python -m appsync.deploy --stage dev --first        # all three phases in order, also on a first deploy
     python -m appsync.deploy --stage dev                # after `chalice deploy --stage dev`
     python -m appsync.deploy --stage dev --only infra   # bus, queues, rules, DLQ wiring, alarms only
     python -m appsync.deploy --stage dev --teardown     # remove what this step made (after `chalice delete`)
 
-Order of a first deploy: ``--only infra`` (Chalice needs the queues to exist to
-subscribe its consumers), ``chalice deploy``, then the full step. Each resource
-prints one line: created / updated / unchanged (or deleted / reverted on
-teardown); a second run prints only "unchanged" and exits 0.
+Order of a first deploy, which ``--first`` runs: ``--only infra`` (Chalice needs
+the queues to exist to subscribe its consumers), ``chalice deploy``, then the
+full step. Each resource prints one line: created / updated / unchanged (or
+deleted / reverted on teardown); a second run prints only "unchanged" and exits 0.
 
 Settings are those the stage's Lambdas see: the environment of
 ``.chalice/config.json`` (top level, then the stage) over this process's
@@ -20,6 +21,8 @@ import argparse
 import importlib
 import json
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -157,14 +160,53 @@ def run(stage: str, only_infra: bool = False, remove: bool = False, clients: Cli
     return deploy(clients, settings, deployed, only_infra, changes)
 
 
+def run_chalice_deploy(stage: str, project_dir: Path = PROJECT_ROOT, env: Mapping[str, str] | None = None) -> None:
+    """``chalice deploy --stage S`` from the venv of this interpreter (else PATH); its output goes through."""
+    beside = Path(sys.executable).with_name("chalice")
+    chalice = str(beside) if beside.exists() else shutil.which("chalice")
+    if chalice is None:
+        raise SystemExit("chalice is not installed here: run `make venv` and use .venv/bin/python")
+    done = subprocess.run([chalice, "deploy", "--stage", stage], cwd=project_dir,
+                          env=None if env is None else dict(env), check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"`chalice deploy --stage {stage}` failed (exit {done.returncode}); nothing after it ran. "
+                         "Fix the cause and run --first again: every phase is idempotent.")
+
+
+def first_deploy(stage: str, clients: Clients | None = None, chalice_dir: Path = CHALICE_DIR,
+                 echo: Callable[[str], None] | None = print,
+                 chalice: Callable[[str, Path], None] = run_chalice_deploy) -> Changes:
+    """The three phases of a deploy in the only order that works on an empty account.
+
+    Queues first, because Chalice subscribes its consumers to queues that must exist;
+    then Chalice's Lambdas; then the wiring and AppSync, which need the Lambda ARNs
+    Chalice wrote to ``.chalice/deployed/<stage>.json``. Each phase is idempotent, so
+    the whole command is too, and it is the one to run after every code change.
+    """
+    say = echo or (lambda _line: None)
+    say(f"phase 1/3: bus, queues, rules, alarms for stage {stage}")
+    run(stage, only_infra=True, clients=clients, chalice_dir=chalice_dir, echo=echo)
+    say(f"phase 2/3: chalice deploy --stage {stage}")
+    chalice(stage, chalice_dir.parent)
+    say("phase 3/3: wiring, schedules, AppSync")
+    return run(stage, clients=clients, chalice_dir=chalice_dir, echo=echo)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appsync.deploy",
                                      description="Attach AppSync, bus, queues, wiring and alarms to a Chalice stage.")
     parser.add_argument("--stage", required=True, help="Chalice stage (dev, prod, ...)")
     parser.add_argument("--only", choices=["infra"], help="infra: everything except the AppSync API")
     parser.add_argument("--teardown", action="store_true", help="delete what this step created")
+    parser.add_argument("--first", action="store_true",
+                        help="run all phases in order: infra, `chalice deploy`, wiring and AppSync")
     args = parser.parse_args(argv)
-    changes = run(args.stage, only_infra=args.only == "infra", remove=args.teardown)
+    if args.first and (args.only or args.teardown):
+        parser.error("--first runs every phase; it cannot be combined with --only or --teardown")
+    if args.first:
+        changes = first_deploy(args.stage)
+    else:
+        changes = run(args.stage, only_infra=args.only == "infra", remove=args.teardown)
     verb = "removed" if args.teardown else ("changed" if changes.changed else "nothing to change")
     print(f"done: {len(changes.lines)} resources, {verb}")
     return 0

@@ -130,29 +130,43 @@ def _sh(args: list[str], cwd: Path, env: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def deployed(moto_env, project):
-    """The real first-deploy order: infra (queues must exist), chalice deploy, then the full step."""
-    infra_out = _sh([sys.executable, "-m", "appsync.deploy", "--stage", STAGE, "--only", "infra"], project, moto_env)
-    chalice = str(Path(sys.executable).parent / "chalice")
-    chalice_out = _sh([chalice, "deploy", "--stage", STAGE], project, moto_env)
-    return {"infra_out": infra_out, "chalice_out": chalice_out}
+def moto_clients(moto_env, project):
+    """boto3 clients on the moto server, with the AppSync calls moto lacks served by FakeResolverStore."""
+    from appsync import deploy
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith(("AWS_", "JUCR_", "EVENT_BUS"))]:
+            patch.delenv(key)
+        for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            patch.setenv(key, moto_env[key])
+        settings = deploy.settings_for_stage(STAGE, project / ".chalice")
+        real = deploy.boto_clients(settings)
+        fake = FakeResolverStore(real("appsync"))
+
+        def clients(name: str) -> Any:
+            return fake if name == "appsync" else real(name)
+
+        yield clients, settings, fake, patch
+
+
+@pytest.fixture(scope="module")
+def deployed(moto_env, project, moto_clients):
+    """``--first`` on an empty account: infra (queues must exist), the real chalice deploy, then the full step."""
+    from appsync import deploy
+
+    clients, _settings, _fake, _patch = moto_clients
+    lines: list[str] = []
+    changes = deploy.first_deploy(STAGE, clients=clients, chalice_dir=project / ".chalice", echo=lines.append,
+                                  chalice=lambda stage, cwd: deploy.run_chalice_deploy(stage, cwd, env=moto_env))
+    return {"changes": changes, "lines": lines}
 
 
 @pytest.fixture
-def step(moto_env, project, deployed, monkeypatch):
+def step(moto_env, project, deployed, moto_clients):
     """Run the deploy step in-process (so appsync can be wrapped), against the same moto server."""
     from appsync import deploy
 
-    for key in [k for k in os.environ if k.startswith(("AWS_", "JUCR_", "EVENT_BUS"))]:
-        monkeypatch.delenv(key)
-    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-        monkeypatch.setenv(key, moto_env[key])
-    settings = deploy.settings_for_stage(STAGE, project / ".chalice")
-    real = deploy.boto_clients(settings)
-    fake = FakeResolverStore(real("appsync"))
-
-    def clients(name: str) -> Any:
-        return fake if name == "appsync" else real(name)
+    clients, settings, fake, _patch = moto_clients
 
     def run(**kw: Any):
         lines: list[str] = []
@@ -181,7 +195,19 @@ def test_chalice_deploy_ran_against_moto_with_our_policy_files(deployed, moto_en
     documents = [iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"] for p in policy_names]
     ours = json.loads((project / ".chalice" / f"policy-{STAGE}-billing_consumer.json").read_text())
     assert ours in documents
-    assert "created   queue                  jucr-dev-billing\n" in deployed["infra_out"]
+
+
+def test_first_deploy_runs_the_phases_in_order_and_creates_what_an_empty_account_lacks(deployed):
+    lines = deployed["lines"]
+    phases = [line for line in lines if line.startswith("phase ")]
+    assert [p.split(":")[0] for p in phases] == ["phase 1/3", "phase 2/3", "phase 3/3"]
+    infra = lines[lines.index(phases[0]) + 1:lines.index(phases[1])]
+    assert "created   queue                  jucr-dev-billing" in infra
+    wiring = lines[lines.index(phases[2]) + 1:]
+    assert ("updated   event source mapping   billing_consumer <- jucr-dev-billing (ReportBatchItemFailures)"
+            in wiring)
+    assert "created   graphql api            jucr-dev" in wiring
+    assert "created   resolver               Query.wallet" in wiring
 
 
 def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_env):
