@@ -8,10 +8,8 @@ Lambda resolvers (no mapping templates); the publish mutations run on a NONE
 data source with a pass-through template, and the per-user subscriptions get a
 guard template so a client only receives its own notifications.
 
-Every bus -> AppSync rule is derived from the schema: the mutation's input type
-gives the input transformer's fields (strings quoted, numbers not) and its
-return type the selection set, so renaming a field in the schema cannot leave a
-stale transformer behind.
+The bus -> AppSync rules, targets and the guard template are defined in
+``appsync.subscriptions``, which the local stack runs too.
 """
 
 from __future__ import annotations
@@ -20,11 +18,19 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from appsync.infra import Changes, delete_rule
+from appsync.subscriptions import (  # noqa: F401 - re-exported: the deploy surface tests read them here
+    BUS_TO_MUTATION,
+    GUARDED_SUBSCRIPTIONS,
+    SUBSCRIPTION_GUARD_REQUEST,
+    BusTarget,
+    bus_rule_name,
+    bus_targets,
+    subscription_resolvers,
+)
 from chalicelib.config import Settings
 
 MANAGED_TAG = "jucr:managed-by"
@@ -35,63 +41,12 @@ API_KEY_DESCRIPTION = "jucr public key (register/login/refreshToken)"
 API_KEY_DAYS = 365
 API_KEY_RENEW_DAYS = 30
 
-# Bus detail-type -> publish mutation that fires the matching subscription.
-BUS_TO_MUTATION = {
-    "INVOICE_GENERATED": "publishInvoiceGenerated",
-    "PAYMENT_COMPLETED": "publishPaymentCompleted",
-    "OCM_SYNC_COMPLETED": "publishOcmSyncCompleted",
-}
-
 NONE_REQUEST_TEMPLATE = '{"version": "2018-05-29", "payload": $util.toJson($context.arguments.input)}'
 NONE_RESPONSE_TEMPLATE = "$util.toJson($context.result)"
-# Subscriptions carrying a userId argument: only the authorizer's user may subscribe to it.
-SUBSCRIPTION_GUARD_REQUEST = (
-    "#if($util.isNull($context.identity.resolverContext)"
-    " || $context.identity.resolverContext.userId != $context.arguments.userId)"
-    '$util.unauthorized()#end{"version": "2018-05-29", "payload": {}}'
-)
-GUARDED_SUBSCRIPTIONS = ("Subscription.onInvoiceGenerated", "Subscription.onPaymentCompleted")
-
-_NUMERIC = {"Int", "Float", "Boolean"}
-
-
-@dataclass(frozen=True)
-class BusTarget:
-    """One bus -> AppSync rule: the GraphQL operation and the input transformer."""
-
-    detail_type: str
-    mutation: str
-    operation: str
-    input_paths: dict[str, str]
-    input_template: str
 
 
 def schema_sha(schema_text: str) -> str:
     return hashlib.sha256(schema_text.encode()).hexdigest()
-
-
-def bus_targets(schema: Any) -> list[BusTarget]:
-    """Derive each publish mutation's operation and transformer from the parsed schema."""
-    from graphql import get_named_type, is_scalar_type
-
-    out = []
-    mutation_type = schema.mutation_type
-    for detail_type, mutation in BUS_TO_MUTATION.items():
-        field = mutation_type.fields[mutation]
-        input_type = get_named_type(field.args["input"].type)
-        return_type = get_named_type(field.type)
-        selection = " ".join(name for name, f in return_type.fields.items() if is_scalar_type(get_named_type(f.type)))
-        operation = (f"mutation Publish($input: {input_type.name}!) "
-                     f"{{ {mutation}(input: $input) {{ {selection} }} }}")
-        paths = {}
-        parts = []
-        for name, f in input_type.fields.items():
-            paths[name] = f"$.detail.{name}"
-            value = f"<{name}>" if get_named_type(f.type).name in _NUMERIC else f'"<{name}>"'
-            parts.append(f'"{name}": {value}')
-        template = '{"input": {' + ", ".join(parts) + "}}"
-        out.append(BusTarget(detail_type, mutation, operation, paths, template))
-    return out
 
 
 class AppSyncApi:
@@ -128,7 +83,7 @@ class AppSyncApi:
         return f"{self.prefix}-appsync-authorizer"
 
     def bus_rule_name(self, detail_type: str) -> str:
-        return f"{self.prefix}-to-appsync-{detail_type.lower().replace('_', '-')}"
+        return bus_rule_name(self.prefix, detail_type)
 
     def tags(self) -> dict[str, str]:
         return {MANAGED_TAG: MANAGED_VALUE, "jucr:stage": self.settings.stage}
@@ -300,10 +255,7 @@ class AppSyncApi:
                              "responseMappingTemplate": NONE_RESPONSE_TEMPLATE}
             else:  # direct Lambda resolver: no templates, AppSync sends the full context
                 out[path] = {"dataSourceName": fn, "kind": "UNIT"}
-        for path in GUARDED_SUBSCRIPTIONS:
-            out[path] = {"dataSourceName": NONE_DATA_SOURCE, "kind": "UNIT",
-                         "requestMappingTemplate": SUBSCRIPTION_GUARD_REQUEST,
-                         "responseMappingTemplate": "$util.toJson(null)"}
+        out.update(subscription_resolvers(NONE_DATA_SOURCE))
         return out
 
     def ensure_resolvers(self, api: dict[str, Any]) -> None:
@@ -344,7 +296,7 @@ class AppSyncApi:
         role_arn = self.ensure_events_role(api)
         for spec in bus_targets(schema):
             name = self.bus_rule_name(spec.detail_type)
-            pattern = {"detail-type": [spec.detail_type]}
+            pattern = spec.pattern
             try:
                 current = events.describe_rule(Name=name, EventBusName=bus)
             except events.exceptions.ResourceNotFoundException:
@@ -355,13 +307,7 @@ class AppSyncApi:
                 self.changes.record("created" if current is None else "updated", "rule", name)
             else:
                 self.changes.record("unchanged", "rule", name)
-            target = {
-                "Id": "appsync", "Arn": self.endpoint_arn(api), "RoleArn": role_arn,
-                "AppSyncParameters": {"GraphQLOperation": spec.operation},
-                "InputTransformer": {"InputPathsMap": spec.input_paths, "InputTemplate": spec.input_template},
-                # Notifications are live-only: retry briefly, then drop (the invoice itself is stored).
-                "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 300},
-            }
+            target = spec.target(self.endpoint_arn(api), role_arn)
             have = {t["Id"]: t for t in events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]}
             label = f"{name} -> {spec.mutation}"
             if have.get("appsync") == target:

@@ -10,8 +10,10 @@ What it does, in order:
 
 1. starts its own local stack (``python -m devstack`` on free ports, own data dir, as the
    ``local_stack`` test fixture does) with ``BILLING_CHAOS_CRASH_RATE`` set: after each billing
-   step the consumer raises ``ChaosCrash`` with that probability (``chalicelib/billing/entry.py``,
-   honoured only in the local stage), so the half-done work is resumed by a redelivery;
+   step (``chalicelib.billing.sessions.STEPS``, run once per batch) the consumer raises
+   ``ChaosCrash`` with that probability, and at the latest after ``2 / rate`` steps without one
+   (``chalicelib/billing/entry.py``, honoured only in the local stage), so every session of the
+   batch still in flight is resumed by a redelivery;
 2. adds a capture rule + SQS queue on the bus (moto) that records every ``jucr.billing`` and
    ``jucr.dlq`` event, and drains it in a thread;
 3. registers the users through ``POST /graphql`` ``register`` (wallets are then opened by the
@@ -22,7 +24,7 @@ What it does, in order:
    (invalid payloads with valid ids);
 5. mid-run takes the store away: the embedded MongoDB of the stack (found by its port in
    ``/proc``) is terminated, stays down ``--outage-seconds``, and is started again by this script
-   with the same command line (same port, same SQLite data dir);
+   with the same command line (same port, same H2 data file);
 6. waits until every queue is empty and all outcomes are on the bus, then checks the invariants
    (see ``check_*``), prints counts, rates and latency percentiles, and exits 1 on any mismatch.
 """
@@ -110,7 +112,7 @@ class ChaosStack:
         self.mongo_port = ports["mongo"]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "OCM_", "JUCR_"))}
         env.update({"LOCAL_OCM_SYNC_INTERVAL": "off", "SQS_BACKOFF_BASE_SECONDS": "1", "PYTHONUNBUFFERED": "1",
-                    "DLQ_REDRIVE_DELAY_SECONDS": "2", **self.extra_env})
+                    "DLQ_REDRIVE_DELAY_SECONDS": "2", "LOCAL_REALTIME_PORT": str(free_port()), **self.extra_env})
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "--http-port", str(ports["http"]), "--moto-port", str(ports["moto"]),
@@ -552,7 +554,6 @@ def fault_evidence(logs: str) -> dict[str, int]:
             found["retriedRecords"] += 1
             found["chaosCrashes"] += reason.startswith("chaos: crashed after")
             found["storeUnavailable"] += "store unavailable" in reason
-            found["walletBusy"] += "wallet busy" in reason
         elif message == "permanent failure: sent to the dead-letter queue":
             found["deadLettered"] += 1
         elif message == "dead letter reconciled":

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from graphql import GraphQLError, build_schema, execute, parse, validate
-from graphql.language import OperationDefinitionNode
+from graphql.language import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+)
 
 from appsync.prelude import APPSYNC_PRELUDE
 from chalicelib.contracts.errors import ApiError
@@ -67,15 +73,22 @@ class Gateway:
         self.schema = load_schema()
         self.resolver_map = load_resolver_map()
 
-    def handle(self, body: Any, authorization: str | None) -> tuple[int, dict[str, Any]]:
-        """Execute one GraphQL request; returns (HTTP status, response body)."""
+    def handle(self, body: Any, authorization: str | None, iam: bool = False) -> tuple[int, dict[str, Any]]:
+        """Execute one GraphQL request; returns (HTTP status, response body).
+
+        ``iam`` is a SigV4-signed caller (EventBridge's AppSync target, with the
+        events role): it may call the ``@aws_iam`` publish mutations and nothing else.
+        """
         try:
             document, variables = self._parse(body)
             fields = self._top_level_fields(document, body.get("operationName"))
-            identity, denied = self._authorize(fields, body, variables, authorization)
+            if iam:
+                identity, denied = self._iam_identity(fields)
+            else:
+                identity, denied = self._authorize(fields, body, variables, authorization)
         except _Refused as refused:
             return refused.status, {"errors": [refused.payload]}
-        resolver = self._field_resolver(identity, denied, variables, bool(authorization))
+        resolver = self._field_resolver(identity, denied, variables, bool(authorization), iam)
         result = execute(self.schema, document, variable_values=variables, field_resolver=resolver,
                          operation_name=body.get("operationName"))
         errors = [
@@ -112,23 +125,44 @@ class Gateway:
                 return None, set()
             raise _Refused(401, _error("Missing Authorization header: sign in and send the access token.",
                                        "Unauthorized"))
+        identity, denied = self.lambda_identity(authorization, body["query"], variables, body.get("operationName"))
+        if identity is None:
+            raise _Refused(401, _error("You are not authorized to make this call.", "Unauthorized"))
+        return identity, denied
+
+    def lambda_identity(self, authorization: str, query: str, variables: dict,
+                        operation_name: str | None) -> tuple[dict[str, Any] | None, set[str]]:
+        """Ask the Lambda authorizer, as AppSync does for HTTP and real-time requests alike.
+
+        Returns ``(None, set())`` when refused, else the identity resolvers see and the denied fields.
+        """
         verdict = self.invoke(self.resolver_map["authorizer"], {
             "authorizationToken": authorization,
             "requestContext": {
                 "apiId": "local", "accountId": "123456789012", "requestId": str(uuid.uuid4()),
-                "queryString": body["query"], "operationName": body.get("operationName"), "variables": variables,
+                "queryString": query, "operationName": operation_name, "variables": variables,
             },
         })
-        if not verdict.get("isAuthorized"):
-            raise _Refused(401, _error("You are not authorized to make this call.", "Unauthorized"))
+        if not isinstance(verdict, dict) or not verdict.get("isAuthorized"):
+            return None, set()
         return {"resolverContext": verdict.get("resolverContext") or {}}, set(verdict.get("deniedFields") or [])
 
-    def _field_resolver(self, identity, denied: set[str], variables: dict, has_token: bool):
+    def _iam_identity(self, fields: list[str]) -> tuple[dict[str, Any], set[str]]:
+        """The events role may call the IAM-only fields, and only those (its policy names each)."""
+        if not fields or not set(fields) <= set(self.resolver_map["iam_fields"]):
+            raise _Refused(401, _error("IAM callers may only call the publish mutations.", "Unauthorized"))
+        return {"accountId": "123456789012", "userArn": "arn:aws:sts::123456789012:assumed-role/events"}, set()
+
+    def _field_resolver(self, identity, denied: set[str], variables: dict, has_token: bool, iam: bool = False):
+        iam_fields = set(self.resolver_map["iam_fields"])
+
         def resolve(source, info, **args):
             if info.path.prev is not None:  # nested field: plain property access
                 return source.get(info.field_name) if isinstance(source, dict) else getattr(
                     source, info.field_name, None)
             key = f"{info.parent_type.name}.{info.field_name}"
+            if (key in iam_fields) != iam:  # second line of defence, whatever the query's shape
+                raise _Resolved(_error(f"Not authorized to access {key}.", "Unauthorized", [info.field_name]))
             if key in denied:
                 raise _Resolved(_error(f"Not authorized to access {key}.", "Unauthorized", [info.field_name]))
             function = self.resolver_map["resolvers"].get(key)
@@ -153,7 +187,8 @@ class Gateway:
         return resolve
 
     def _top_level_fields(self, document, operation_name: str | None) -> list[str]:
-        names = []
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        names: list[str] = []
         for definition in document.definitions:
             if not isinstance(definition, OperationDefinitionNode):
                 continue
@@ -161,11 +196,24 @@ class Gateway:
                 continue
             root = {"query": "Query", "mutation": "Mutation", "subscription": "Subscription"}[
                 definition.operation.value]
-            for selection in definition.selection_set.selections:
-                name = getattr(selection, "name", None)
-                if name and not name.value.startswith("__"):
-                    names.append(f"{root}.{name.value}")
+            names.extend(f"{root}.{name}" for name in _root_field_names(definition.selection_set, fragments))
         return names
+
+
+def _root_field_names(selection_set: Any, fragments: dict[str, Any], seen: frozenset = frozenset()) -> list[str]:
+    """Root fields through fragments and inline fragments too, so no query shape hides one."""
+    out: list[str] = []
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if not selection.name.value.startswith("__"):
+                out.append(selection.name.value)
+        elif isinstance(selection, InlineFragmentNode):
+            out.extend(_root_field_names(selection.selection_set, fragments, seen))
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                out.extend(_root_field_names(fragment.selection_set, fragments, seen | {selection.name.value}))
+    return out
 
 
 class _Refused(Exception):

@@ -5,7 +5,8 @@ Processes: the embedded MongoDB (mongo-java-server, H2 file; unless ``MONGODB_UR
 (unless ``OCM_API_URL``/``OCM_API_KEY`` point at the real API), one event pump
 per queue and the schedule. Variables set by the caller win over the defaults
 below; the resolved endpoints are written to ``.local/devstack.json`` so the
-operator CLI run from the checkout finds this stack.
+operator CLI run from the checkout finds this stack. With ``LOCAL_LAMBDAS=package`` every
+function runs from ``deployment.zip`` under the Lambda emulator instead (``devstack/package_mode.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from devstack import package_mode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = PROJECT_ROOT / ".local" / "devstack.json"
@@ -75,6 +78,8 @@ class Stack:
         self.pumps: list = []
         self.stop_event = threading.Event()
         self.standin = None
+        self.functions = None  # LOCAL_LAMBDAS=package: the package's functions under the emulator
+        self.realtime = None  # the AppSync real-time endpoint and the bus -> AppSync delivery
 
     # -- processes ---------------------------------------------------------
     def start_mongo(self) -> str:
@@ -156,7 +161,8 @@ class Stack:
         infra = Infra(bootstrap.aws_client, settings)
         base = float(os.environ.get("SQS_BACKOFF_BASE_SECONDS", "1"))
         for spec in QUEUES:
-            handler = getattr(chalice_app, spec.consumer or "", None)
+            handler = package_mode.handler(self.functions, spec.consumer or "",
+                                           getattr(chalice_app, spec.consumer or "", None))
             if handler is None:
                 continue
             pump = QueuePump(bootstrap.aws_client("sqs"), spec, infra.queue_url(spec.short),
@@ -169,7 +175,7 @@ class Stack:
         interval = os.environ.get("LOCAL_OCM_SYNC_INTERVAL", "300")
         import app as chalice_app
 
-        handler = getattr(chalice_app, "ocm_sync", None)
+        handler = package_mode.handler(self.functions, "ocm_sync", getattr(chalice_app, "ocm_sync", None))
         if interval == "off" or handler is None:
             _say("schedule: OCM sync off")
             return
@@ -195,10 +201,17 @@ class Stack:
                 _emit({"schedule": "ocm_sync", "outcome": "error", "error": type(exc).__name__})
             self.stop_event.wait(seconds)
 
+    def start_realtime(self) -> None:
+        from devstack import realtime_stack
+
+        self.realtime = realtime_stack.start(self.args.realtime_port, _emit, _say, self.args.realtime_tls_cert,
+                                             self.args.realtime_tls_key)
+
     def write_state(self, http_url: str) -> None:
         keys = ("AWS_ENDPOINT_URL", "MONGODB_URI", "MONGODB_DB", "EVENT_BUS_NAME", "JUCR_STAGE", "JUCR_APP_NAME",
                 "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OCM_API_URL")
         state = {"pid": os.getpid(), "graphql": f"{http_url}/graphql",
+                 **({"realtime": self.realtime.url} if self.realtime else {}),
                  "env": {k: os.environ[k] for k in keys if k in os.environ}}
         if self.args.data_dir == str(PROJECT_ROOT / ".local" / "devstack"):
             STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -214,12 +227,19 @@ class Stack:
         os.environ.setdefault("AWS_ENDPOINT_URL", self.start_moto())
         self.start_standin()
         self.provision()
+        if package_mode.enabled():
+            self.functions = package_mode.start(self.data_dir, _say)
+        from devstack import realtime_stack
+
+        os.environ["LOCAL_REALTIME_URL"] = realtime_stack.url(self.args)  # GraphiQL (in chalice local) needs it
         http_url = self.start_chalice()
         self.start_pumps()
+        self.start_realtime()
         self.start_schedule()
         self.write_state(http_url)
         _say(f"GraphQL:     POST {http_url}/graphql   (GraphiQL: GET)")
         _say(f"Bus door:    POST {http_url}/local/events")
+        _say(f"Real-time:   {self.realtime.url}   (AppSync protocol, subprotocol graphql-ws)")
         _say("ready. Ctrl-C stops everything.")
         return http_url
 
@@ -229,6 +249,10 @@ class Stack:
             pump.stop()
         for pump in self.pumps:
             pump.join(timeout=3)  # let in-flight polls finish before moto goes away
+        if self.realtime is not None:
+            self.realtime.stop()
+        if self.functions is not None:
+            self.functions.close()
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.terminate()
@@ -251,6 +275,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("LOCAL_MOTO_PORT", "5055")))
     parser.add_argument("--mongo-port", type=int, default=int(os.environ.get("LOCAL_MONGO_PORT", "27017")))
     parser.add_argument("--ocm-port", type=int, default=int(os.environ.get("LOCAL_OCM_PORT", "8011")))
+    parser.add_argument("--realtime-port", type=int, default=int(os.environ.get("LOCAL_REALTIME_PORT", "8001")))
+    parser.add_argument("--realtime-tls-cert", default=os.environ.get("LOCAL_REALTIME_TLS_CERT"))  # PEM: wss://
+    parser.add_argument("--realtime-tls-key", default=os.environ.get("LOCAL_REALTIME_TLS_KEY"))
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".local" / "devstack"))
     return parser.parse_args(argv)
 

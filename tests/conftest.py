@@ -161,6 +161,7 @@ class LocalStack:
     log_path: Path
     process: subprocess.Popen
     data_dir: Path
+    realtime_url: str = ""  # the AppSync real-time endpoint (ws://), from devstack.json
     offsets: dict[str, int] = field(default_factory=dict)
 
     def _post(self, path: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -206,7 +207,7 @@ class LocalStack:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory) -> LocalStack:
     data_dir = tmp_path_factory.mktemp("devstack")
-    ports = {name: free_port() for name in ("http", "moto", "mongo", "ocm")}
+    ports = {name: free_port() for name in ("http", "moto", "mongo", "ocm", "realtime")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "OCM_", "JUCR_"))}
     env.update({"LOCAL_OCM_SYNC_INTERVAL": os.environ.get("TEST_LOCAL_OCM_SYNC_INTERVAL", "3600"),
                 "SQS_BACKOFF_BASE_SECONDS": "1", "PYTHONUNBUFFERED": "1"})
@@ -214,7 +215,8 @@ def local_stack(tmp_path_factory) -> LocalStack:
     log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "--http-port", str(ports["http"]), "--moto-port", str(ports["moto"]),
-         "--mongo-port", str(ports["mongo"]), "--ocm-port", str(ports["ocm"]), "--data-dir", str(data_dir)],
+         "--mongo-port", str(ports["mongo"]), "--ocm-port", str(ports["ocm"]), "--data-dir", str(data_dir),
+         "--realtime-port", str(ports["realtime"])],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 120
@@ -225,7 +227,8 @@ def local_stack(tmp_path_factory) -> LocalStack:
         time.sleep(0.2)
     state = json.loads((data_dir / "devstack.json").read_text())
     cli_env = dict(env, **state["env"])
-    stack = LocalStack(f"http://127.0.0.1:{ports['http']}", cli_env, log_path, process, data_dir)
+    stack = LocalStack(f"http://127.0.0.1:{ports['http']}", cli_env, log_path, process, data_dir,
+                       realtime_url=state.get("realtime", ""))
     yield stack
     _stop(process)
 
