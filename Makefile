@@ -7,8 +7,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MONGO_JAR := .local/mongo-java-server/embedded-mongo-1.jar
+GRAPHIQL := .local/graphiql/node_modules/graphiql/graphiql.min.js
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE := .local/bin/.aws-lambda-rie@$(RIE_VERSION)
+LAMBDA_RUNTIME := .local/lambda-runtime/.installed
+PACKAGE_ZIP := .local/package/deployment.zip
+LAMBDA_TOOLS := $(RIE) $(LAMBDA_RUNTIME) $(PACKAGE_ZIP)
 
-.PHONY: run test lint mongo-java-server venv bench chaos contracts clean
+.PHONY: run test lint mongo-java-server venv bench chaos contracts clean graphiql bench-realtime lambda-rie lambda-runtime package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -27,24 +33,63 @@ $(MONGO_JAR): tools/mongo-java-server/pom.xml tools/mongo-java-server/src/main/j
 
 mongo-java-server: $(MONGO_JAR)
 
-run: $(STAMP) $(MONGO_JAR)
+# The AWS Lambda Runtime Interface Emulator, a Go module served by the module proxy as a
+# pseudo-version (pinned above; the stamp's name carries it, so a new pin rebuilds).
+$(RIE):
+	@command -v go >/dev/null 2>&1 || { echo "need Go 1.26+ on PATH to build the Lambda emulator"; exit 1; }
+	GOBIN=$(CURDIR)/.local/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+	touch $(RIE)
+
+lambda-rie: $(RIE)
+
+# The Lambda runtime client (awslambdaric, pinned) in a folder of its own: the functions see it
+# beside the package, never the venv.
+$(LAMBDA_RUNTIME): requirements-lambda-runtime.txt $(STAMP)
+	rm -rf .local/lambda-runtime
+	$(PY) -m pip install --quiet --disable-pip-version-check --target .local/lambda-runtime -r requirements-lambda-runtime.txt
+	touch $(LAMBDA_RUNTIME)
+
+lambda-runtime: $(LAMBDA_RUNTIME)
+
+# What `chalice deploy` uploads: deployment.zip (app.py, chalicelib, wheels of requirements.txt) and sam.json.
+$(PACKAGE_ZIP): $(STAMP) app.py requirements.txt .chalice/config.json $(shell find chalicelib -name '*.py' -o -name '*.json')
+	AWS_DEFAULT_REGION=eu-central-1 $(VENV)/bin/chalice package --stage prod .local/package
+	touch $(PACKAGE_ZIP)
+
+package: $(PACKAGE_ZIP)
+
+# LOCAL_LAMBDAS=package runs every function from the package under the emulator.
+# GraphiQL for the local stage, offline: the pinned npm packages (tools/graphiql) vendored into .local.
+$(GRAPHIQL): tools/graphiql/package.json tools/graphiql/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "need npm (Node 20+) on PATH to vendor GraphiQL"; exit 1; }
+	mkdir -p .local/graphiql && cp tools/graphiql/package.json tools/graphiql/package-lock.json .local/graphiql/
+	npm ci --prefix .local/graphiql --no-audit --no-fund --silent
+	touch $(GRAPHIQL)
+
+graphiql: $(GRAPHIQL)
+
+run: $(STAMP) $(MONGO_JAR) $(GRAPHIQL) $(if $(filter package,$(LOCAL_LAMBDAS)),$(LAMBDA_TOOLS))
 	$(PY) -m devstack
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP) $(MONGO_JAR) lint
+test: $(STAMP) $(MONGO_JAR) $(LAMBDA_TOOLS) $(GRAPHIQL) lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q
 
 contracts: $(STAMP)
 	$(PY) -m chalicelib.contracts.jsonschema
 
-bench: $(STAMP) $(MONGO_JAR)
+bench: $(STAMP) $(MONGO_JAR) $(LAMBDA_TOOLS)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Chaos run on its own local stack (faults on); exits non-zero on any broken invariant.
 # Defaults: 200 users, 10,000 deliveries; smaller: make chaos CHAOS_ARGS="--events 2500"
 # (see "Proof under load and faults" in README.md).
+# Put-on-bus -> subscription-delivered latency (p50/p95/p99 over 200 sessions) on its own local stack.
+bench-realtime: $(STAMP) $(MONGO_JAR)
+	$(PY) -m bench.bench_realtime $(REALTIME_BENCH_ARGS)
+
 CHAOS_ARGS ?=
 chaos: $(STAMP) $(MONGO_JAR)
 	$(PY) -m bench.chaos $(CHAOS_ARGS)

@@ -13,7 +13,9 @@ import os
 
 from chalice import Chalice
 
-app = Chalice(app_name="jucr")
+# configure_logs=False: Chalice would add its own plain-text handler to the "jucr" logger, the one
+# Powertools writes JSON to, so every record went out twice and once past the PII-scrubbing formatter.
+app = Chalice(app_name="jucr", configure_logs=False)
 
 _STAGE = os.environ.get("JUCR_STAGE", "local")
 _PREFIX = f"{os.environ.get('JUCR_APP_NAME', 'jucr')}-{_STAGE}"
@@ -110,10 +112,12 @@ if _SWEEP_SCHEDULE != "off":
 
 # --- Local stage only: the AppSync stand-in and the bus door ----------------------------
 # They live in devstack/, which Chalice does not package: a packaged stage never
-# reaches this import. The routes find the handlers through the app they are
-# registered on, so nothing imports app.py back.
+# reaches this import, nor does a Lambda runtime (AWS_LAMBDA_RUNTIME_API is set for
+# it), which is how LOCAL_LAMBDAS=package runs the package in the local stage. The
+# routes find the handlers through the app they are registered on, so nothing
+# imports app.py back.
 
-if _STAGE == "local":
+if _STAGE == "local" and "AWS_LAMBDA_RUNTIME_API" not in os.environ:
     from devstack.local_routes import local_routes
 
     app.register_blueprint(local_routes)

@@ -1,0 +1,164 @@
+"""A throwaway prod-like stage for the functions of ``deployment.zip``: the package suite and its benchmark.
+
+Everything the prod stage reaches, on 127.0.0.1: ``moto_server`` (EventBridge, SQS with redrive,
+Secrets Manager holding the JWT signing key under the prod stage's ``JWT_KEY_SECRET_ID``), the
+embedded MongoDB and the OpenChargeMap stand-in. The bus and queues are provisioned by the deploy
+step's own code (``appsync.infra``) for the names the package's ``sam.json`` uses, so the functions
+run with the prod stage's variables and only the endpoints are pointed here. A capture queue behind a
+bus rule shows what the functions published.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.embedded_mongo import free_port
+from devstack.pump import lambda_record
+
+REGION = "eu-central-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
+# Every event type the functions publish, so the capture queue sees each of them.
+PUBLISHED = ("USER_REGISTERED", "INVOICE_GENERATED", "PAYMENT_COMPLETED", "PAYMENT_FAILED", "BILLING_FAILED",
+             "OCM_SYNC_COMPLETED")
+CAPTURE_QUEUE = "package-suite-capture"
+
+
+def start_moto(log_path: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
+    """``moto_server`` on a free loopback port; returns (process, endpoint URL)."""
+    port = free_port()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2)  # noqa: S310 - loopback only
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"moto_server did not start; see {log_path}") from None
+            time.sleep(0.2)
+
+
+@dataclass
+class PackageStage:
+    """The stand-ins' endpoints and the stage's names; ``function_env`` is what each function gets on top."""
+
+    stage_env: dict[str, str]
+    moto_url: str
+    mongo_uri: str
+    ocm_url: str
+    database: str = field(default_factory=lambda: f"pkg_{uuid.uuid4().hex[:10]}")
+    standin: Any = None
+    log_dir: Path | None = None
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def settings(self):
+        from chalicelib.config import load_settings
+
+        return load_settings({**self.stage_env, **self.function_env()})
+
+    def function_env(self) -> dict[str, str]:
+        return {
+            "MONGODB_URI": self.mongo_uri, "MONGODB_DB": self.database, "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "OCM_API_URL": self.ocm_url, **CREDENTIALS,
+            # Tests and benchmarks look at a re-driven or retried message at once instead of after a back-off.
+            "SQS_BACKOFF_BASE_SECONDS": "0", "DLQ_REDRIVE_DELAY_SECONDS": "0",
+            # Prod opens wallets empty; the suite's sessions should be paid.
+            "WALLET_OPENING_BALANCE": "50.00",
+        }
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, endpoint_url=self.moto_url, region_name=REGION,
+                                                  aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                                  aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        return self._clients[service]
+
+    def provision(self) -> None:
+        """Bus, queues and rules by the deploy step's code; the JWT key where prod keeps it; a capture queue."""
+        from appsync.infra import Infra
+        from chalicelib.auth.keys import KeyRing
+
+        settings = self.settings
+        Infra(self.client, settings).apply_messaging()
+        secret_id = self.stage_env["JWT_KEY_SECRET_ID"]
+        self.client("secretsmanager").create_secret(Name=secret_id, SecretString=KeyRing.generate().private_pem())
+        sqs, events = self.client("sqs"), self.client("events")
+        url = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=CAPTURE_QUEUE, EventBusName=settings.event_bus_name,
+                        EventPattern=json.dumps({"detail-type": list(PUBLISHED)}))
+        events.put_targets(Rule=CAPTURE_QUEUE, EventBusName=settings.event_bus_name,
+                           Targets=[{"Id": "capture", "Arn": arn}])
+
+    def queue_url(self, short: str) -> str:
+        name = CAPTURE_QUEUE if short == "capture" else self.settings.queue_name(short)
+        return self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+    def drain(self, short: str) -> list[dict[str, Any]]:
+        """Receive and delete everything visible on a queue (``capture`` = what was published)."""
+        sqs, url, out = self.client("sqs"), self.queue_url(short), []
+        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                         MessageAttributeNames=["All"]).get("Messages", []):
+            for message in got:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            out.extend(got)
+        return out
+
+    def published(self) -> list[dict[str, Any]]:
+        """The bus events the functions published since the last call (EventBridge events)."""
+        return [json.loads(m["Body"]) for m in self.drain("capture")]
+
+    def sqs_event(self, short: str, bodies: Iterable[str], attributes: dict[str, str] | None = None) -> dict:
+        """Put ``bodies`` on a queue and receive them back as Lambda's SQS event (real receipt handles)."""
+        sqs, url = self.client("sqs"), self.queue_url(short)
+        attrs = {k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()}
+        sent = [sqs.send_message(QueueUrl=url, MessageBody=b, MessageAttributes=attrs)["MessageId"] for b in bodies]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        messages: dict[str, dict] = {}
+        deadline = time.monotonic() + 10
+        while len(messages) < len(sent) and time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                         MessageAttributeNames=["All"]).get("Messages", []):
+                messages[m["MessageId"]] = m
+        return {"Records": [lambda_record(messages[i], arn, REGION) for i in sent if i in messages]}
+
+
+    def deliver(self, function: Any, event: dict) -> dict:
+        """Invoke ``function`` (an emulator) with an SQS event; delete what it reports done, as Lambda's poller does.
+
+        The failed records stay in flight until their visibility ends, as in AWS.
+        """
+        result = function.invoke(event)
+        failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+        sqs = self.client("sqs")
+        for record in event["Records"]:
+            if record["messageId"] not in failed:
+                sqs.delete_message(QueueUrl=self._url_of(record), ReceiptHandle=record["receiptHandle"])
+        return result
+
+    def release(self, records: Iterable[dict]) -> None:
+        """Make received records visible again at once (a test cleaning up what a cut-off function kept)."""
+        sqs = self.client("sqs")
+        for record in records:
+            sqs.change_message_visibility(QueueUrl=self._url_of(record), ReceiptHandle=record["receiptHandle"],
+                                          VisibilityTimeout=0)
+
+    def _url_of(self, record: dict) -> str:
+        name = record["eventSourceARN"].rsplit(":", 1)[1]
+        return self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
