@@ -1,198 +1,235 @@
-"""Bench the OCM sync worker's store path against a naive one-update_one-per-record sync.
+"""Bench the OCM sync at real size: ``python -m chalicelib ocm-sync`` against the stand-in API.
 
-    .venv/bin/python bench/bench_ocm_sync.py [--records 5000] [--naive-sample 1000]
-                                             [--memory-sizes 1000,5000] [--mongodb-uri URI]
+    .venv/bin/python bench/bench_ocm_sync.py [--records 100000] [--memory-sizes 10000]
+        [--change-set 1000] [--delisted 100] [--sweep-budget 20] [--mongodb-uri URI]
 
-The default size is 5,000, not the issue's 100,000: on FerretDB every page's
-``find`` by ``ocm_id`` scans the whole growing collection, so a 20,000-record
-run did not finish in 20 minutes on the shared 2-core machine. Pass
-``--records 100000 --mongodb-uri ...`` for the full figure on MongoDB.
+The stand-in (in this process, one thread) serves a synthetic feed of ``--records``
+POIs: the 1,586 fixture records re-numbered 1..N, built page by page. The store is
+an embedded mongo-java-server (memory backend) unless ``--mongodb-uri`` is given.
+Every worker run is a separate process doing exactly what ``python -m chalicelib
+ocm-sync`` does (``runpy``, as ``-m`` does), with a pymongo ``CommandListener``
+registered first so every store command is counted, and its peak RSS read at exit.
 
-Synthetic records are the 1,586 fixture POIs cycled with fresh ids and shifted
-coordinates, generated page by page (never held as a whole). The page source
-is in-process, so both sides measure mapping + store work, not HTTP. Without
-``--mongodb-uri`` an embedded FerretDB is started in a temp directory.
-
-Prints: worker time for N records; the naive sync's time for a sample,
-extrapolated linearly to N (a lower bound on FerretDB, where each upsert by
-``ocm_id`` scans a collection that keeps growing); store round trips per 1,000
-records (first sync and unchanged re-sync); writes on the unchanged re-sync;
-tracemalloc peak of a first sync at two sizes.
+Runs, in order: a first sync (no checkpoint: every record); an unchanged re-sync (a
+full sweep, which reads every record again: 0 station writes, 0 removed); a change
+set (``--change-set`` records edited upstream, then one incremental run); a full
+sweep under ``--time-budget`` after ``--delisted`` POIs left the feed (invocations
+until done, exactly those removed); and first syncs at ``--memory-sizes`` on fresh
+databases, for peak memory against the record count. Progress goes to stderr, one
+JSON object to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import datetime as dt
-import gzip
 import json
+import os
+import resource
+import runpy
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
+import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pymongo import MongoClient, monitoring  # noqa: E402
 
-from chalicelib.ocm.mapping import map_record  # noqa: E402
-from chalicelib.ocm.repository import INDEXES, MirrorRepository  # noqa: E402
-from chalicelib.ocm.sync import SyncDeps, SyncOptions, run_sync  # noqa: E402
-from chalicelib.store import ensure_indexes  # noqa: E402
+from devstack.ocm_standin import OcmStandIn, load_records, start_standin  # noqa: E402
 
-FIXTURE = ROOT / "tests" / "fixtures" / "ocm" / "ocm-poi-sample.json.gz"
+WORKER_FLAG = "--as-worker"
+WRITES = ("insert", "update", "delete")
 
 
-def templates() -> list[dict]:
-    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
-        return json.load(handle)
+class CommandCounter(monitoring.CommandListener):
+    """Every command the worker sends, by name and collection: each one is a round trip."""
 
-
-def synthetic(ocm_id: int, base: list[dict]) -> dict:
-    record = copy.deepcopy(base[ocm_id % len(base)])
-    record["ID"] = ocm_id
-    shift = (ocm_id // len(base)) * 0.001
-    record["AddressInfo"]["Latitude"] = max(-89.0, min(89.0, record["AddressInfo"]["Latitude"] + shift))
-    record["AddressInfo"]["Longitude"] = ((record["AddressInfo"]["Longitude"] + shift + 180) % 360) - 180
-    return record
-
-
-class SyntheticSource:
-    """``/poi`` paging semantics (id order, greaterthanid, maxresults) over ids 1..n, built per page."""
-
-    def __init__(self, n: int, base: list[dict]) -> None:
-        self.n, self.base = n, base
-
-    def fetch_page(self, *, after_id: int, page_size: int, modified_since=None) -> list[dict]:
-        return [synthetic(i, self.base) for i in range(after_id + 1, min(self.n, after_id + page_size) + 1)]
-
-
-class Counter(monitoring.CommandListener):
     def __init__(self) -> None:
-        self.by_name: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
 
-    def started(self, event) -> None:
-        if event.command.get(event.command_name) == "ocm_stations":
-            self.by_name[event.command_name] = self.by_name.get(event.command_name, 0) + 1
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        key = f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
+        self.counts[key] = self.counts.get(key, 0) + 1
 
-    def succeeded(self, event) -> None:
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
 
-    def failed(self, event) -> None:
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
 
-    def total(self, *names: str) -> int:
-        return sum(self.by_name.get(n, 0) for n in names)
+
+def worker_probe(out_path: str, cli_args: list[str]) -> int:
+    """In a fresh process: run ``python -m chalicelib <cli_args>`` and write what it cost to ``out_path``."""
+    counter = CommandCounter()
+    monitoring.register(counter)  # before the CLI builds its MongoClient, so no command is missed
+    sys.argv = ["chalicelib", *cli_args]
+    code = 0
+    try:
+        runpy.run_module("chalicelib", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    Path(out_path).write_text(json.dumps({"exit": code, "commands": counter.counts, "peak_rss_kb": peak_kb}))
+    return code
 
 
-def fresh(uri: str, name: str, counter: Counter | None = None):
-    client = MongoClient(uri, tz_aware=True, event_listeners=[counter] if counter else [])
-    client.drop_database(name)
-    db = client[name]
-    ensure_indexes(db, INDEXES)
-    return client, db
+class Bench:
+    """One store, one stand-in, and worker processes pointed at them."""
+
+    def __init__(self, uri: str, standin: OcmStandIn, page_size: int) -> None:
+        self.uri, self.standin, self.page_size = uri, standin, page_size
+        self.db_name = f"bench_ocm_{uuid.uuid4().hex[:8]}"
+
+    def worker(self, *cli_args: str) -> dict[str, Any]:
+        """Run the worker once; its payload, wall time, HTTP requests and store commands."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "OCM_", "AWS_", "JUCR_"))}
+        env.update(MONGODB_URI=self.uri, MONGODB_DB=self.db_name, OCM_API_URL=self.standin.url,
+                   OCM_PAGE_SIZE=str(self.page_size), JUCR_NO_LOCAL_STACK="1", AWS_DEFAULT_REGION="eu-central-1")
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+            out_path = handle.name
+        requests_before = self.standin.request_count
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), WORKER_FLAG, out_path,
+                               "ocm-sync", "--no-publish", *cli_args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        seconds = time.perf_counter() - began
+        probe = json.loads(Path(out_path).read_text())
+        os.unlink(out_path)
+        if done.returncode not in (0, 3):
+            raise RuntimeError(f"ocm-sync {' '.join(cli_args)} exited {done.returncode}: {done.stderr[-1500:]}")
+        payload = json.loads(done.stdout.strip().splitlines()[-1])
+        commands = probe["commands"]
+        trips = sum(commands.values())
+        writes = sum(n for k, n in commands.items() if k.split(" ")[0] in WRITES and k.endswith(" ocm_stations"))
+        return {"payload": payload, "seconds": round(seconds, 2), "exit": done.returncode,
+                "http_requests": self.standin.request_count - requests_before, "round_trips": trips,
+                "round_trips_per_1000": round(trips / max(payload["processed"], 1) * 1000, 2),
+                "station_writes": writes, "commands": commands, "peak_rss_mb": round(probe["peak_rss_kb"] / 1024, 1)}
+
+    def drop(self) -> None:
+        with MongoClient(self.uri) as client:
+            client.drop_database(self.db_name)
 
 
-def sync(db, n: int, base: list[dict]) -> dict:
-    deps = SyncDeps(SyntheticSource(n, base), MirrorRepository(db), None, lambda: dt.datetime.now(dt.UTC))
-    return run_sync(deps, SyncOptions(page_size=1000, min_margin_seconds=0))
+def _say(line: str) -> None:
+    print(f"[bench-ocm] {line}", file=sys.stderr, flush=True)
 
 
-def bench_worker(uri: str, n: int, base: list[dict]) -> dict:
-    counter = Counter()
-    client, db = fresh(uri, "bench_ocm_worker", counter)
-    began = time.perf_counter()
-    first = sync(db, n, base)
-    worker_s = time.perf_counter() - began
-    first_trips = counter.total("find", "insert", "update", "delete")
-    db["ocm_sync_state"].delete_many({})  # re-read everything, as a full overlap would
-    counter.by_name.clear()
-    began = time.perf_counter()
-    again = sync(db, n, base)
-    resync_s = time.perf_counter() - began
-    out = {"records": n, "worker_seconds": round(worker_s, 2), "inserted": first["inserted"],
-           "round_trips_per_1000_first_sync": round(first_trips / n * 1000, 2),
-           "resync_seconds": round(resync_s, 2), "resync_updated": again["updated"],
-           "resync_writes": counter.total("insert", "update", "delete"),
-           "round_trips_per_1000_resync": round(counter.total("find", "insert", "update", "delete") / n * 1000, 2)}
-    client.drop_database("bench_ocm_worker")
-    client.close()
-    return out
+def _spread(count: int, records: int, offset: int = 0) -> list[int]:
+    """``count`` ids spread evenly over 1..records, so every part of the feed is touched."""
+    step = max(records // count, 1)
+    return [1 + offset + i * step for i in range(min(count, records))]
 
 
-def bench_naive(uri: str, sample: int, base: list[dict]) -> float:
-    """One upsert per record keyed by ocm_id: what a straightforward sync does."""
-    client, db = fresh(uri, "bench_ocm_naive")
-    stations = db["ocm_stations"]
-    began = time.perf_counter()
-    for i in range(1, sample + 1):
-        poi = map_record(synthetic(i, base))
-        stations.update_one({"ocm_id": poi.ocm_id}, {"$set": {**poi.body, "hash": poi.hash}}, upsert=True)
-    seconds = time.perf_counter() - began
-    client.drop_database("bench_ocm_naive")
-    client.close()
-    return seconds
+def change_set(bench: Bench, count: int, records: int) -> dict[str, Any]:
+    """Edit ``count`` POIs upstream, then one incremental run must write exactly those."""
+    for ocm_id in _spread(count, records):
+        bench.standin.change(ocm_id, mutate=lambda r: r["AddressInfo"].update(
+            Title=f"{r['AddressInfo'].get('Title') or 'Site'} (renovated)"))
+    return bench.worker()
 
 
-def bench_memory(uri: str, n: int, base: list[dict]) -> float:
-    client, db = fresh(uri, "bench_ocm_memory")
-    tracemalloc.start()
-    sync(db, n, base)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    client.drop_database("bench_ocm_memory")
-    client.close()
-    return peak / 1e6
+def budgeted_sweep(bench: Bench, delisted: int, records: int, budget: float) -> dict[str, Any]:
+    """Delist POIs, then run ``--full --time-budget`` invocations until one completes."""
+    for ocm_id in _spread(delisted, records, offset=1):
+        bench.standin.delist(ocm_id)
+    runs = [bench.worker("--full", "--time-budget", str(budget))]
+    while runs[-1]["exit"] == 3 and len(runs) < 50:
+        runs.append(bench.worker("--full", "--time-budget", str(budget)))
+    last = runs[-1]["payload"]
+    return {"invocations": len(runs), "seconds": round(sum(r["seconds"] for r in runs), 2),
+            "processed": sum(r["payload"]["processed"] for r in runs), "removed": last["removed"],
+            "complete": last["complete"], "longest_invocation_seconds": max(r["seconds"] for r in runs)}
+
+
+def memory_at(uri: str, standin: OcmStandIn, templates: list[dict], size: int, page_size: int) -> float:
+    standin.set_records(templates, synthetic=size)
+    bench = Bench(uri, standin, page_size)
+    try:
+        return bench.worker()["peak_rss_mb"]
+    finally:
+        bench.drop()
+
+
+def run(args: argparse.Namespace, uri: str, store: str) -> dict[str, Any]:
+    templates = load_records()
+    standin, _ = start_standin("127.0.0.1", 0, records=templates, synthetic=args.records)
+    bench = Bench(uri, standin, args.page_size)
+    try:
+        _say(f"first sync of {args.records} records ({store})...")
+        first = bench.worker()
+        _say(f"  {first['seconds']} s, {first['round_trips_per_1000']} round trips / 1,000; unchanged re-sync...")
+        again = bench.worker("--full")
+        _say(f"  {again['seconds']} s, {again['station_writes']} station writes; change set of {args.change_set}...")
+        changed = change_set(bench, args.change_set, args.records)
+        _say(f"  {changed['payload']['updated']} updated; sweep after {args.delisted} delisted, "
+             f"--time-budget {args.sweep_budget}...")
+        sweep = budgeted_sweep(bench, args.delisted, args.records, args.sweep_budget)
+        _say(f"  {sweep['invocations']} invocations, {sweep['removed']} removed")
+    finally:
+        bench.drop()
+    memory = {str(args.records): first["peak_rss_mb"]}
+    for size in (s for s in args.memory_sizes if s != args.records):
+        _say(f"peak memory of a first sync of {size} records...")
+        memory[str(size)] = memory_at(uri, standin, templates, size, args.page_size)
+    standin.shutdown()
+    first_payload, again_payload, change_payload = first["payload"], again["payload"], changed["payload"]
+    return {
+        "store": store, "records": args.records, "page_size": args.page_size,
+        "worker_seconds": first["seconds"], "first_sync_processed": first_payload["processed"],
+        "first_sync_inserted": first_payload["inserted"], "first_sync_http_requests": first["http_requests"],
+        "round_trips_per_1000_first_sync": first["round_trips_per_1000"], "first_sync_commands": first["commands"],
+        "resync_seconds": again["seconds"], "resync_processed": again_payload["processed"],
+        "resync_updated": again_payload["updated"], "resync_removed": again_payload["removed"],
+        "resync_writes": again["station_writes"], "round_trips_per_1000_resync": again["round_trips_per_1000"],
+        "change_set_records": args.change_set, "change_set_runs": 1, "change_set_seconds": changed["seconds"],
+        "change_set_processed": change_payload["processed"], "change_set_updated": change_payload["updated"],
+        "change_set_inserted": change_payload["inserted"], "change_set_http_requests": changed["http_requests"],
+        "change_set_round_trips": changed["round_trips"],
+        "sweep_delisted": args.delisted, "sweep_budget_seconds": args.sweep_budget,
+        "sweep_invocations": sweep["invocations"], "sweep_seconds": sweep["seconds"],
+        "sweep_longest_invocation_seconds": sweep["longest_invocation_seconds"],
+        "sweep_processed": sweep["processed"], "sweep_removed": sweep["removed"],
+        "peak_rss_mb_by_records": memory,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=5000,
-                        help="records for the worker (issue target: 100000; slow on FerretDB)")
-    parser.add_argument("--naive-sample", type=int, default=1000, help="records the naive sync really writes")
-    parser.add_argument("--memory-sizes", default="1000,5000")
+    parser.add_argument("--records", type=int, default=100000, help="size of the synthetic feed (the issue's size)")
+    parser.add_argument("--memory-sizes", type=lambda v: [int(s) for s in v.split(",") if s], default=[10000],
+                        help="more sizes for the peak-memory comparison (the --records run is always one)")
+    parser.add_argument("--change-set", type=int, default=1000)
+    parser.add_argument("--delisted", type=int, default=100)
+    parser.add_argument("--sweep-budget", type=float, default=20.0, help="--time-budget of each sweep invocation")
+    parser.add_argument("--page-size", type=int, default=1000, help="OCM_PAGE_SIZE (1000-10000)")
     parser.add_argument("--mongodb-uri", default="")
+    # bench/run.py passed this for the naive one-upsert-per-record comparison, now gone.
+    parser.add_argument("--naive-sample", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    base = templates()
     server = None
-    uri = args.mongodb_uri
-    if not uri:
+    if args.mongodb_uri:
+        uri, store = args.mongodb_uri, "mongodb"
+    else:
         from devstack.embedded_mongo import EmbeddedMongo
 
         server = EmbeddedMongo(Path(tempfile.mkdtemp(prefix="bench-ocm-"))).start()
-        uri = server.uri
+        uri, store = server.uri, "mongo-java-server 1.47.0 (memory backend)"
     try:
-        worker = bench_worker(uri, args.records, base)
-        naive_s = bench_naive(uri, args.naive_sample, base)
-        naive_extrapolated = naive_s / args.naive_sample * args.records
-        sizes = [int(s) for s in args.memory_sizes.split(",")]
-        memory = {str(s): round(bench_memory(uri, s, base), 1) for s in sizes}
+        result = run(args, uri, store)
     finally:
         if server:
             server.stop()
-    result = {
-        "store": "mongodb" if args.mongodb_uri else "ferretdb (embedded)",
-        **worker,
-        "naive_sample_records": args.naive_sample,
-        "naive_sample_seconds": round(naive_s, 2),
-        "naive_seconds_extrapolated": round(naive_extrapolated, 1),
-        "speedup_vs_naive": round(naive_extrapolated / worker["worker_seconds"], 1),
-        "peak_memory_mb_by_records": memory,
-    }
-    print(f"worker: {worker['records']} records in {worker['worker_seconds']} s "
-          f"({worker['round_trips_per_1000_first_sync']} store round trips / 1,000 records)")
-    print(f"naive:  {args.naive_sample} records in {naive_s:.2f} s -> {naive_extrapolated:.1f} s for "
-          f"{args.records} (linear extrapolation of a sample; a lower bound on FerretDB)")
-    print(f"speed-up: {result['speedup_vs_naive']}x (target >= 10x)")
-    print(f"unchanged re-sync: {worker['resync_writes']} writes, {worker['resync_updated']} updated, "
-          f"{worker['round_trips_per_1000_resync']} round trips / 1,000, {worker['resync_seconds']} s")
-    print(f"peak memory (tracemalloc) of a first sync: {memory} MB")
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
     return 0
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == WORKER_FLAG:
+        raise SystemExit(worker_probe(sys.argv[2], sys.argv[3:]))
     raise SystemExit(main())

@@ -13,7 +13,7 @@ Real size without a real download: with ``synthetic=N`` (``--records N``, or
 ``LOCAL_OCM_RECORDS`` for the local stack) it serves ids 1..N, each a copy of a
 fixture record re-numbered and nudged north-east by 0.001° per pass through the
 fixture (so copies do not pile up on one spot). Records are built when a page
-asks for them, never held as a whole, so 100,000 cost the stand-in ~1 MB of ids.
+asks for them, never held as a whole: 100,000 cost the stand-in ~4 MB of ids.
 
 Test hooks (thread-safe): ``fail_next``, ``throttle_next``, ``change``, ``delist``,
 ``relist``, ``set_records``, ``ids``, ``record``, and the request log/counter.

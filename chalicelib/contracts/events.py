@@ -115,6 +115,9 @@ class BillingFailedV1(_EventSchema):
 
 
 class OcmSyncCompletedV1(_EventSchema):
+    # Required here, unlike the envelope of other events: the seed payload carries it and
+    # the worker's CLI prints the payload alone, so the line must say what it is.
+    eventType = fields.String(required=True, validate=validate.OneOf([OCM_SYNC_COMPLETED]))
     source = fields.String(required=True, validate=validate.Length(1, 100))
     startedAt = UtcDateTime(required=True)
     finishedAt = UtcDateTime(required=True)

@@ -10,9 +10,12 @@ boundary never skips or repeats a record even while OCM edits data.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -50,6 +53,36 @@ class ClientConfig:
     countries: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class FeedIdentity:
+    """Which feed a checkpoint belongs to: the API URL and the country filter, nothing secret.
+
+    A checkpoint says "everything modified before T from this feed is stored"; read
+    against another URL or country set it would skip all of that feed's older records.
+    """
+
+    key: str
+    url: str
+    countries: tuple[str, ...]
+
+
+def feed_identity(base_url: str, countries: Sequence[str] = ()) -> FeedIdentity:
+    """Normalise URL and countries so the same feed always gets the same key.
+
+    Host case, a trailing slash, parameter order and country order or case do not
+    change which records come back, so they do not change the key. Credentials (user
+    info, a ``key`` parameter) are dropped: rotating a key is not a new feed, and the
+    checkpoint document must not hold it.
+    """
+    parts = urlsplit(base_url.strip())
+    host = (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if k.lower() != "key"))
+    url = urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), query, ""))
+    wanted = tuple(sorted({c.strip().upper() for c in countries if c.strip()}))
+    digest = hashlib.sha256(json.dumps([url, wanted]).encode()).hexdigest()[:16]
+    return FeedIdentity(key=digest, url=url, countries=wanted)
+
+
 def format_since(value: dt.datetime) -> str:
     """``modifiedsince`` as OCM parses it; an unparseable value would be ignored silently, so we build it."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -81,6 +114,7 @@ class OcmClient:
         if config.api_key:
             self.session.headers["X-API-Key"] = config.api_key
         self.requests_made = 0
+        self.identity = feed_identity(config.base_url, config.countries)
 
     def params(self, *, after_id: int, page_size: int, modified_since: dt.datetime | None) -> dict[str, Any]:
         params: dict[str, Any] = {

@@ -7,22 +7,26 @@ repository and publisher from settings and hands them to the logic.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import bootstrap
 from chalicelib.config import Settings
 
+if TYPE_CHECKING:  # imported lazily at run time: each Lambda loads only what it calls
+    from chalicelib.ocm.client import OcmClient
+    from chalicelib.ocm.repository import MirrorRepository
+    from chalicelib.ocm.sync import SyncOptions
 
-def repository():
+
+def repository() -> MirrorRepository:
     """The mirror repository, with its indexes ensured once per process (the unique ocm_id matters)."""
     from chalicelib.ocm.repository import INDEXES, MirrorRepository
 
-    settings = bootstrap.settings()
     db = bootstrap.indexed_database(INDEXES, "ocm")
     return MirrorRepository(db)
 
 
-def client(settings: Settings):
+def client(settings: Settings) -> OcmClient:
     from chalicelib.ocm.client import ClientConfig, OcmClient, countries_from_setting
 
     return OcmClient(ClientConfig(
@@ -34,7 +38,7 @@ def client(settings: Settings):
     ))
 
 
-def sync_options(settings: Settings, full: bool, max_pages: int | None = None):
+def sync_options(settings: Settings, full: bool, max_pages: int | None = None) -> SyncOptions:
     from chalicelib.ocm.client import countries_from_setting
     from chalicelib.ocm.sync import SyncOptions
 

@@ -8,83 +8,16 @@ the hash, so changing the mapping rewrites each record once on the next sync.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
-from marshmallow import ValidationError as MarshmallowError
-
-from chalicelib.contracts.errors import flatten_messages
+from chalicelib.ocm import validation
 from chalicelib.ocm.reference import country_code, lookup
 
 MAPPING_VERSION = 1
 TIME_ONLY_FIELDS = frozenset({"IsRecentlyVerified", "DateLastVerified"})
-
-
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-
-def _int(**kwargs) -> fields.Integer:
-    return fields.Integer(strict=True, allow_none=True, load_default=None, **kwargs)
-
-
-def _str() -> fields.String:
-    return fields.String(allow_none=True, load_default=None)
-
-
-class ConnectionSchema(_Base):
-    ConnectionTypeID = _int()
-    ConnectionType = fields.Dict(allow_none=True, load_default=None)
-    StatusTypeID = _int()
-    LevelID = _int()
-    CurrentTypeID = _int()
-    PowerKW = fields.Float(allow_none=True, load_default=None, allow_nan=False, validate=validate.Range(0, 5000))
-    Quantity = _int(validate=validate.Range(0, 10000))
-
-
-class AddressSchema(_Base):
-    Title = _str()
-    AddressLine1 = _str()
-    AddressLine2 = _str()
-    Town = _str()
-    StateOrProvince = _str()
-    Postcode = _str()
-    CountryID = _int()
-    Country = fields.Dict(allow_none=True, load_default=None)
-    Latitude = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
-    Longitude = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
-
-    @validates_schema
-    def _not_null_island(self, data: dict, **kwargs) -> None:
-        # Published data holds no (0, 0) points; unpublished test records do.
-        if data.get("Latitude") == 0 and data.get("Longitude") == 0:
-            raise MarshmallowError("(0, 0) is not a real charging location", field_name="Latitude")
-
-
-class PoiSchema(_Base):
-    ID = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
-    UUID = _str()
-    DataProviderID = _int()
-    DataProvider = fields.Dict(allow_none=True, load_default=None)
-    OperatorID = _int()
-    OperatorInfo = fields.Dict(allow_none=True, load_default=None)
-    StatusTypeID = _int()
-    StatusType = fields.Dict(allow_none=True, load_default=None)
-    UsageTypeID = _int()
-    NumberOfPoints = _int(validate=validate.Range(0, 100000))
-    DateLastStatusUpdate = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=dt.UTC)
-    DateCreated = fields.AwareDateTime(allow_none=True, load_default=None, default_timezone=dt.UTC)
-    AddressInfo = fields.Nested(AddressSchema, required=True)
-    Connections = fields.List(fields.Nested(ConnectionSchema), allow_none=True, load_default=list)
-    MetadataValues = fields.List(fields.Dict(), allow_none=True, load_default=None)
-
-
-_SCHEMA = PoiSchema()
 
 
 class RecordInvalid(ValueError):
@@ -156,13 +89,13 @@ def map_record(record: Any) -> MappedPoi:
     if not isinstance(record, dict):
         raise RecordInvalid(None, {"_schema": "record is not a JSON object"})
     try:
-        poi = _SCHEMA.load(record)
-    except MarshmallowError as exc:
-        raise RecordInvalid(record.get("ID"), flatten_messages(exc.messages)) from None
+        poi = validation.load(record)
+    except validation.Invalid as exc:
+        raise RecordInvalid(record.get("ID"), exc.problems) from None
     try:
         body = _body(poi, record)
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
-        # The schema let through a shape the mapping did not expect: one bad record, not a failed sync.
+        # Validation let through a shape the mapping did not expect: one bad record, not a failed sync.
         raise RecordInvalid(poi["ID"], {"_schema": f"unexpected shape ({type(exc).__name__})"}) from None
     return MappedPoi(ocm_id=poi["ID"], hash=content_hash(record), body=body)
 

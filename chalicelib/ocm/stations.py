@@ -1,9 +1,10 @@
 """Station queries for GraphQL: ``stationsNear`` and ``station``.
 
 Nearby search is a bounding box on the indexed ``lat``/``lon`` numbers refined
-by the exact haversine distance: it runs on FerretDB (no geo operators) and on
-MongoDB alike. The box is widened in longitude by 1/cos(lat), split in two
-when it crosses the antimeridian, and opened to every longitude near a pole.
+by the exact haversine distance: it runs on the embedded server (which has no
+``$near``/``$geoWithin``) and on MongoDB alike. The box is widened in longitude by
+1/cos(lat), split in two when it crosses the antimeridian, and opened to every
+longitude near a pole.
 """
 
 from __future__ import annotations

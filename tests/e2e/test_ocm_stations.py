@@ -37,6 +37,7 @@ def test_cli_sync_then_full_sweep_print_the_payload_last(local_stack):
     first = local_stack.cli("ocm-sync", timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     payload = json.loads(first.stdout.strip().splitlines()[-1])
+    assert list(payload)[:2] == ["eventType", "source"] and payload["eventType"] == "OCM_SYNC_COMPLETED"
     assert payload["source"] == "ocm-sync-worker" and payload["mode"] == "incremental" and payload["complete"]
     assert payload["failed"] == 0
 

@@ -35,12 +35,26 @@ def fixture_records(fixture_records_master) -> list[dict]:
 
 
 @pytest.fixture
-def standin(fixture_records):
-    server, thread = start_standin("127.0.0.1", 0, api_key=API_KEY, records=fixture_records)
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def start_feed(fixture_records_master):
+    """``start_feed(synthetic=N)``: another stand-in on its own port (stopped after the test)."""
+    started = []
+
+    def start(records: list[dict] | None = None, synthetic: int | None = None):
+        records = copy.deepcopy(fixture_records_master) if records is None else records
+        server, thread = start_standin("127.0.0.1", 0, api_key=API_KEY, records=records, synthetic=synthetic)
+        started.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in started:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def standin(start_feed, fixture_records):
+    return start_feed(fixture_records)
 
 
 def make_client(server, key: str = API_KEY, retries: int = 3) -> OcmClient:

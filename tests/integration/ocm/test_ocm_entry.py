@@ -7,8 +7,8 @@ import json
 import pytest
 
 from chalicelib.contracts.errors import ValidationError
-from chalicelib.localdev.lambda_context import LocalLambdaContext
 from chalicelib.ocm.stations import haversine_km
+from devstack.lambda_context import LocalLambdaContext
 
 API_KEY = "test-key-123"
 

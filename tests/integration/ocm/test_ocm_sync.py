@@ -1,4 +1,4 @@
-"""The sync worker against the stand-in API and the embedded store (FerretDB)."""
+"""The sync worker against the stand-in API and the embedded store."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def test_first_sync_mirrors_every_fixture_record(deps, repo, publisher, fixture_
     assert payload["processed"] == len(fixture_records_master) == 1586
     assert (payload["inserted"], payload["updated"], payload["failed"], payload["removed"]) == (1586, 0, 0, 0)
     assert payload["complete"] is True and payload["source"] == "ocm-sync-worker"
+    assert list(payload)[:7] == ["eventType", "source", "startedAt", "finishedAt", "processed", "updated", "failed"]
+    assert payload["eventType"] == OCM_SYNC_COMPLETED
     docs = {d["ocm_id"]: d for d in repo.stations.find({})}
     assert sorted(docs) == _valid_ids(fixture_records_master)
     for record in fixture_records_master:
@@ -37,17 +39,18 @@ def test_first_sync_mirrors_every_fixture_record(deps, repo, publisher, fixture_
     assert "CC BY-SA 4.0" in docs[16318]["attribution"]["license"]
     events = publisher.of_type(OCM_SYNC_COMPLETED)
     assert len(events) == 1 and events[0]["processed"] == 1586 and events[0]["inserted"] == 1586
+    assert list(events[0])[:2] == ["eventType", "source"]  # the bus Detail reads like the seed
 
 
-def test_first_sync_costs_at_most_two_round_trips_per_page(standin, counted_repo, publisher, clock, opts,
-                                                           make_client_for):
+def test_first_sync_costs_two_round_trips_per_page(standin, counted_repo, publisher, clock, opts, make_client_for):
     repo, counter = counted_repo
     client = make_client_for(standin)
     payload = run_sync(SyncDeps(client, repo, publisher, clock), opts(page_size=1000))
     assert payload["inserted"] == 1586
     pages = 2  # 1,000 + 586 records
-    # Store round trips for the records: one find + one insert_many per page of 1,000.
+    # Store round trips for the records: one find (all in its first batch) + one insert per page of 1,000.
     assert counter.on("ocm_stations", "find") == pages
+    assert counter.count("getMore") == 0
     assert counter.on("ocm_stations", "insert") == pages
     assert counter.on("ocm_stations", "update", "delete") == 0
     # Checkpoints are single-document writes by _id to the state collection: start, after page 1, finish.
@@ -69,6 +72,7 @@ def test_resync_with_nothing_changed_writes_nothing(standin, counted_repo, publi
     pages = -(-1586 // PAGE)
     assert counter.on("ocm_stations", "insert", "update", "delete") == 0  # 0 writes
     assert counter.on("ocm_stations", "find") == pages  # 1 round trip per page
+    assert counter.count("getMore") == 0
 
 
 def test_incremental_asks_for_changes_since_last_run_minus_overlap(deps, standin, clock, opts):
@@ -91,9 +95,9 @@ def test_a_few_changed_records_are_exactly_the_ones_updated(deps, repo, standin,
     before = {d["ocm_id"]: d for d in repo.stations.find({}, {"_id": 1, "ocm_id": 1, "updatedAt": 1})}
     standin.change(2388, mutate=lambda r: r["AddressInfo"].update(Title="Renamed site"))
     standin.change(16318, StatusTypeID=100)
-    standin.change(2389 if 2389 in standin.records else sorted(standin.records)[5],
-                   mutate=lambda r: r["Connections"].append({"ConnectionTypeID": 33, "PowerKW": 150, "Quantity": 2}))
-    touched_only = sorted(standin.records)[10]
+    standin.change(2389, mutate=lambda r: r["Connections"].append({"ConnectionTypeID": 33, "PowerKW": 150,
+                                                                    "Quantity": 2}))
+    touched_only = standin.ids()[10]
     # Fields OCM computes from the clock alone: not an edit (no DateLastStatusUpdate change).
     standin.change(touched_only, touch=False, DateLastVerified="2030-01-01T00:00:00Z", IsRecentlyVerified=True)
     clock.advance(minutes=30)
@@ -113,34 +117,6 @@ def test_a_few_changed_records_are_exactly_the_ones_updated(deps, repo, standin,
     clock.advance(minutes=30)
     sweep = run_sync(deps, opts(full=True))
     assert (sweep["processed"], sweep["updated"], sweep["inserted"], sweep["removed"]) == (1586, 0, 0, 0)
-
-
-def test_delisted_record_is_marked_removed_by_full_sweep_and_revived(deps, repo, standin, clock, opts):
-    run_sync(deps, opts())
-    gone = standin.delist(16318)
-    clock.advance(hours=1)
-    sweep = run_sync(deps, opts(full=True))
-
-    assert sweep["removed"] == 1 and sweep["processed"] == 1585 and sweep["updated"] == 0
-    doc = repo.stations.find_one({"ocm_id": 16318})
-    assert doc["removed"] is True and doc["removedAt"] is not None
-    assert repo.count({"removed": True}) == 1
-
-    standin.relist(gone)
-    clock.advance(hours=1)
-    again = run_sync(deps, opts(full=True))
-    assert again["removed"] == 0 and again["updated"] == 1
-    doc = repo.stations.find_one({"ocm_id": 16318})
-    assert doc["removed"] is False and doc["removedAt"] is None
-    assert repo.count({"removed": True}) == 0
-
-
-def test_incremental_does_not_remove_anything(deps, repo, standin, clock, opts):
-    run_sync(deps, opts())
-    standin.delist(16318)
-    clock.advance(hours=1)
-    payload = run_sync(deps, opts())
-    assert payload["removed"] == 0 and repo.count({"removed": True}) == 0
 
 
 def test_500_then_success(deps, standin, repo, opts):
@@ -175,17 +151,17 @@ def test_server_failing_throughout_leaves_the_checkpoint(deps, standin, repo, op
     from chalicelib.ocm.client import OcmUnavailable
 
     run_sync(deps, opts(max_pages=1))
-    cursor = repo.load_state("incremental")["run"]["cursor"]
+    cursor = repo.load_state("incremental", deps.source.identity)["run"]["cursor"]
     standin.fail_next(10, status=503)
     with pytest.raises(OcmUnavailable):
         run_sync(deps, opts())
-    assert repo.load_state("incremental")["run"]["cursor"] == cursor
+    assert repo.load_state("incremental", deps.source.identity)["run"]["cursor"] == cursor
     assert standin.request_count == 1 + 4  # the first page, then 1 try + 3 retries
 
 
 def test_stopped_run_resumes_where_it_stopped(deps, repo, standin, fixture_records_master, opts):
     first = run_sync(deps, opts(max_pages=2))
-    state = repo.load_state("incremental")
+    state = repo.load_state("incremental", deps.source.identity)
     assert first["complete"] is False and first["processed"] == 2 * PAGE
     assert state["run"]["cursor"] == sorted(r["ID"] for r in fixture_records_master)[2 * PAGE - 1]
     standin.requests.clear()
@@ -195,8 +171,8 @@ def test_stopped_run_resumes_where_it_stopped(deps, repo, standin, fixture_recor
     assert second["complete"] is True and second["processed"] == 1586 - 2 * PAGE
     assert standin.requests[0]["params"]["greaterthanid"] == str(state["run"]["cursor"])
     assert repo.count() == 1586
-    assert repo.load_state("incremental")["run"] is None
-    assert repo.load_state("incremental")["lastSuccessAt"] == state["run"]["startedAt"]
+    after = repo.load_state("incremental", deps.source.identity)
+    assert after["run"] is None and after["lastSuccessAt"] == state["run"]["startedAt"]
 
 
 def test_run_killed_after_writing_a_page_resumes_without_loss_or_duplicates(deps, repo, standin, opts):
@@ -215,7 +191,7 @@ def test_run_killed_after_writing_a_page_resumes_without_loss_or_duplicates(deps
         run_sync(deps, opts())
     repo.apply_page = real_apply
     assert repo.count() == 3 * PAGE
-    assert repo.load_state("incremental")["run"]["cursor"] > 0
+    assert repo.load_state("incremental", deps.source.identity)["run"]["cursor"] > 0
 
     resumed = run_sync(deps, opts())
 
@@ -251,47 +227,34 @@ def test_time_limit_stops_cleanly_before_a_page(deps, repo, standin, opts):
     payload = run_sync(deps, opts(min_margin_seconds=5.0), Deadline(remaining_ms=lambda: 3000))
     assert payload["complete"] is False and payload["processed"] == 0
     assert standin.request_count == 0
-    assert repo.load_state("incremental")["run"]["cursor"] == 0
+    assert repo.load_state("incremental", deps.source.identity)["run"]["cursor"] == 0
 
 
-class _ShortFeed:
-    """A PageSource that answers with only the first ``count`` records, then nothing (a truncated feed)."""
+class _FailingAt:
+    """Delegates to the stand-in client, but the ``n``-th fetch fails as OCM going away would."""
 
-    def __init__(self, records: list[dict], count: int) -> None:
-        self.records = records[:count]
+    def __init__(self, client, n: int) -> None:
+        self.client, self.n, self.calls = client, n, 0
+        self.identity = client.identity
 
-    def fetch_page(self, *, after_id: int, page_size: int, modified_since=None) -> list[dict]:
-        return [r for r in self.records if r["ID"] > after_id][:page_size]
+    def fetch_page(self, **kwargs):
+        from chalicelib.ocm.client import OcmUnavailable
 
-
-@pytest.mark.parametrize("count", [0, 300])
-def test_full_sweep_seeing_too_few_stations_removes_nothing(deps, repo, clock, opts, fixture_records_master,
-                                                             count, caplog, monkeypatch):
-    from chalicelib.observability.metrics import metrics
-
-    added: list[tuple[str, float]] = []
-    monkeypatch.setattr(metrics, "add_metric", lambda name, unit, value: added.append((name, value)))
-    run_sync(deps, opts())
-    clock.advance(hours=1)
-    short = SyncDeps(source=_ShortFeed(sorted(fixture_records_master, key=lambda r: r["ID"]), count),
-                     repo=repo, publisher=None, clock=clock)
-
-    with caplog.at_level("ERROR"):
-        sweep = run_sync(short, opts(full=True))
-
-    assert sweep["complete"] is True and sweep["processed"] == count
-    assert sweep["removed"] == 0 and repo.count({"removed": True}) == 0
-    assert ("OcmSweepRemovalHeld", 1586 - count) in added
-    assert "removal held" in caplog.text
-    assert repo.seen.count_documents({}) == 0  # the sweep's page records are forgotten either way
+        self.calls += 1
+        if self.calls == self.n:
+            raise OcmUnavailable("injected")
+        return self.client.fetch_page(**kwargs)
 
 
-def test_full_sweep_removes_a_large_share_when_the_guard_is_opened(deps, repo, clock, opts, fixture_records_master):
-    run_sync(deps, opts())
-    clock.advance(hours=1)
-    short = SyncDeps(source=_ShortFeed(sorted(fixture_records_master, key=lambda r: r["ID"]), 300),
-                     repo=repo, publisher=None, clock=clock)
+def test_api_failure_while_a_page_is_being_stored_keeps_that_page_and_its_checkpoint(deps, repo, opts,
+                                                                                     fixture_records_master):
+    from chalicelib.ocm.client import OcmUnavailable
 
-    sweep = run_sync(short, opts(full=True, max_removal_share=1.0))
+    failing = SyncDeps(_FailingAt(deps.source, 3), repo, None, deps.clock)
+    with pytest.raises(OcmUnavailable):
+        run_sync(failing, opts())
 
-    assert sweep["removed"] == 1586 - 300 == repo.count({"removed": True})
+    # Page 2 was on the store thread when the third fetch failed: it is stored, and so is its checkpoint.
+    assert repo.count() == 2 * PAGE
+    cursor = repo.load_state("incremental", deps.source.identity)["run"]["cursor"]
+    assert cursor == sorted(r["ID"] for r in fixture_records_master)[2 * PAGE - 1]
