@@ -11,6 +11,7 @@ dies with the process that started it, even one killed by SIGKILL.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -31,8 +32,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launcher_command(port: int, h2_file: Path | None = None, heap: str = "2g") -> list[str]:
-    """The java command line; ``h2_file`` None means the memory backend."""
+def launcher_command(port: int, h2_file: Path | None = None, heap: str | None = None) -> list[str]:
+    """The java command line; ``h2_file`` None means the memory backend.
+
+    The heap defaults to 4 GB (``LOCAL_MONGO_HEAP`` overrides): 100,000 mirrored stations
+    fill 2 GB of the memory backend and GC pauses then reach seconds. The JVM takes only
+    what it uses, so a test database of a few documents stays small.
+    """
+    heap = heap or os.environ.get("LOCAL_MONGO_HEAP", "4g")
     if not LAUNCHER_JAR.exists():
         raise RuntimeError(f"{LAUNCHER_JAR} is missing: run `make mongo-java-server` first")
     java = shutil.which("java")
