@@ -1,21 +1,26 @@
 """Lambda glue for billing: the two queue consumers and the ``wallet``/``invoices``/``invoice`` resolver.
 
 The only billing module that touches ``bootstrap``: it builds the dependencies
-once per process (indexes ensured once, since the unique ``sessionId`` index is
-part of what makes billing exactly-once) and hands them to ``service``.
+(indexes ensured once per process, since the unique ``sessionId`` index is part of
+what makes billing exactly-once) and hands them to ``service``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import bootstrap
 from chalicelib.contracts.events import SESSION_ENDED, USER_REGISTERED
 
+if TYPE_CHECKING:
+    from chalicelib.billing.policy import BillingDeps
 
-def _deps():
+
+def _deps() -> BillingDeps:
+    from chalicelib.billing.policy import BillingDeps, BillingPolicy
     from chalicelib.billing.repository import INDEXES, BillingRepository
-    from chalicelib.billing.service import BillingDeps, BillingPolicy
 
     settings = bootstrap.settings()
     db = bootstrap.indexed_database(INDEXES, "billing")
@@ -30,33 +35,73 @@ class ChaosCrash(RuntimeError):
     """Injected by the chaos run (local stage only): the handler dies between two billing steps."""
 
 
-def _chaos_checkpoint(rate: float):
-    """Crash after a billing step with probability ``rate`` (BILLING_CHAOS_CRASH_RATE, local stage only)."""
+_chaos_lock = threading.Lock()
+_steps_since_crash = 0
+
+
+def _chaos_checkpoint(rate: float) -> Callable[[str], None]:
+    """Crash after a billing step with probability ``rate`` (BILLING_CHAOS_CRASH_RATE, local stage only).
+
+    The steps are ``chalicelib.billing.sessions.STEPS``, each run once per batch, so a
+    crash fails every session of the batch still in flight (as many sessions as one
+    crash per session-step used to, in far fewer crashes). So that a short run cannot
+    go without any, a crash also comes after ``2 / rate`` steps without one (counted
+    per process, across invocations).
+    """
     import random
 
     def checkpoint(step: str) -> None:
-        if random.random() < rate:  # noqa: S311 - fault injection, not cryptography
+        global _steps_since_crash
+        with _chaos_lock:
+            _steps_since_crash += 1
+            crash = random.random() < rate or _steps_since_crash >= 2 / rate  # noqa: S311 - fault injection
+            if crash:
+                _steps_since_crash = 0
+        if crash:
             raise ChaosCrash(f"chaos: crashed after {step}")
 
     return checkpoint
 
 
 def handle_sessions(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Billing queue: each SESSION_ENDED record is billed; returns ``{"batchItemFailures": [...]}``."""
+    """Billing queue: the batch's SESSION_ENDED records are billed; returns ``{"batchItemFailures": [...]}``."""
+    return bill_records(event_dict, context, _deps(), max_receives=bootstrap.settings().max_receive_count)
+
+
+def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps, *, max_receives: int,
+                 **runner: Any) -> dict[str, Any]:
+    """Bill all the batch's sessions in one pass (each billing step one store call for all), then let
+    ``run_batch`` report each record the usual way: success, retry with back-off, or dead letter.
+
+    ``runner`` goes to ``run_batch`` (``settings``, ``sqs``, ``clock``: tests and the bench).
+    """
     from chalicelib.billing import service
-    from chalicelib.events.consumer import Delivery, run_batch
+    from chalicelib.events.consumer import Delivery, TransientError, run_batch
     from chalicelib.observability.logs import logger
 
-    deps = _deps()
-    max_receives = bootstrap.settings().max_receive_count
+    records = event_dict.get("Records") if isinstance(event_dict, Mapping) else None
+    deliveries = [Delivery.from_record(r, "billing") for r in records or [] if isinstance(r, Mapping)]
+    outcomes: dict[str, Any] = {}
+    requests, asked = [], []
+    for delivery in deliveries:
+        try:
+            event = delivery.event(expected=SESSION_ENDED)
+        except Exception as exc:  # noqa: BLE001 - reported for this record by run_batch below
+            outcomes[delivery.message_id] = exc
+            continue
+        requests.append(service.SessionRequest(event, delivery.receive_count >= max_receives,
+                                                delivery.correlation_id))
+        asked.append(delivery)
+    for delivery, outcome in zip(asked, service.bill_sessions(deps, requests), strict=True):
+        outcomes[delivery.message_id] = outcome
 
-    def bill(delivery: Delivery) -> None:
-        event = delivery.event(expected=SESSION_ENDED)
-        outcome = service.bill_session(deps, event, final_attempt=delivery.receive_count >= max_receives,
-                                       correlation_id=delivery.correlation_id)
-        logger.info("session billed", extra={"sessionId": event.payload["sessionId"], **outcome})
+    def report(delivery: Delivery) -> None:
+        outcome = outcomes.get(delivery.message_id, TransientError("record not billed in this pass; retrying"))
+        if isinstance(outcome, Exception):
+            raise outcome
+        logger.info("session billed", extra={"sessionId": delivery.detail.get("sessionId"), **outcome})
 
-    return run_batch(event_dict, context, bill, source_queue="billing")
+    return run_batch(event_dict, context, report, source_queue="billing", **runner)
 
 
 def handle_registrations(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:

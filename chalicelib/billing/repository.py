@@ -1,33 +1,48 @@
-"""Billing's data access: tariffs, invoices, invoice numbers, wallets, ledger, credit notes.
+"""Billing's data access: tariffs, invoice numbers, invoices, wallets, ledger, credit notes.
 
-Every hot write is keyed by ``_id`` (FerretDB scans for any other filter):
-invoice ``_id`` = uuid5(sessionId), number reservation ``_id`` = series key,
-ledger entry ``_id`` = ``"{walletId}:{sessionId}"``, wallet ``_id`` = userId.
-"Exactly one" comes from unique keys; a ``DuplicateKeyError`` means "already
-done" and is answered here, so ``pymongo.errors`` never leave this module.
+What makes billing exactly-once lives in the filters and unique keys written here, all
+of it single-document MongoDB semantics (no transactions):
+
+- one invoice per session: ``_id`` = uuid5(sessionId) and a unique index on ``sessionId``;
+- one ledger entry per (wallet, session): ``_id = "<walletId>:<sessionId>"``; the entry
+  stored first is the session's payment decision;
+- a balance move changes the balance and records a *marker* of itself in the same
+  update (``wallet.pending``), guarded by "no marker of this entry yet" and, for a
+  debit, "the balance covers it"; the marker is pulled once the entry is stored;
+- invoice numbers come from a per-year counter (``$inc``).
+
+Filters on the collections that grow with every session (invoices, ledger) are the
+``_id`` alone or a unique insert: mongo-java-server, the embedded store, uses an index
+only for a filter whose fields are exactly an index's fields, and scans otherwise.
+The guarded updates are on wallets (one per user).
+
+The steps of a batch of sessions use one bulk call per step, so a method here is one
+store round trip unless it says otherwise. ``pymongo.errors`` never leave this module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING, ReturnDocument, UpdateOne
+from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from chalicelib.store import IndexSpec, TransientStoreError, translate_errors
+from chalicelib.store import IndexSpec, PermanentStoreError, TransientStoreError, translate_errors
+from chalicelib.store.errors import TRANSIENT_CODES
 
 TARIFFS = "tariffs"
 INVOICES = "invoices"
-NUMBERS = "invoice_numbers"
 COUNTERS = "counters"
-CLAIMS = "number_claims"
-LOCKS = "locks"
 WALLETS = "wallets"
 LEDGER = "ledger"
 CREDIT_NOTES = "credit_notes"
+INVOICE_CREDITS = "invoice_credits"
+DUPLICATE_KEY = 11000
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(INVOICES, (("sessionId", 1),), unique=True, name="invoice_per_session"),
@@ -38,132 +53,134 @@ INDEXES: list[IndexSpec] = [
 ]
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+@dataclass(frozen=True)
+class Move:
+    """A balance move of ``marker["cents"]`` on ``wallet_id``; ``floor_cents`` None = no floor (a refund)."""
+
+    wallet_id: str
+    marker: Mapping[str, Any]
+    floor_cents: int | None
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """An invoice's status and payment as its stored ledger entry decides them."""
+
+    invoice_id: str
+    status: str
+    payment: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class MarkerChange:
+    """``reverse`` False: the move is recorded, drop its marker; True: undo the move and drop it."""
+
+    wallet_id: str
+    marker: Mapping[str, Any]
+    reverse: bool
+
+
+def _marker_filter(marker: Mapping[str, Any]) -> dict[str, Any]:
+    return {"entry": marker["entry"], "debit": marker["debit"]}
+
+
+def _write_many(collection: Collection, operations: Sequence[Any], operation: str,
+                inserts: bool = False) -> tuple[dict[str, Any], list[int]]:
+    """One unordered call; returns the server's counts and the indexes refused as duplicate keys.
+
+    Any other write error is translated: busy/interrupted codes are transient, the rest permanent.
+    """
+    try:
+        with translate_errors(operation):
+            if inserts:
+                collection.insert_many(list(operations), ordered=False)
+                return {}, []
+            return collection.bulk_write(list(operations), ordered=False).bulk_api_result, []
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        codes = {error.get("code") for error in errors}
+        if codes & TRANSIENT_CODES:
+            raise TransientStoreError(f"{operation}: store busy (codes {sorted(codes)})") from exc
+        if codes - {DUPLICATE_KEY}:
+            raise PermanentStoreError(f"{operation}: write errors {sorted(codes)}") from exc
+        return exc.details, [error["index"] for error in errors]
 
 
 class BillingRepository:
-    """All billing reads and writes; each method is one store round trip unless it says otherwise."""
+    """All billing reads and writes."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     # -- tariffs -----------------------------------------------------------------------
-    def tariff_for_station(self, station_id: str) -> dict[str, Any] | None:
-        with translate_errors("read tariff"):
-            return self.db[TARIFFS].find_one({"_id": station_id})
+    def tariffs(self, station_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stations' own tariffs (absent = the default applies), in one read."""
+        with translate_errors("read tariffs"):
+            return {doc["_id"]: doc for doc in self.db[TARIFFS].find({"_id": {"$in": sorted(set(station_ids))}})}
 
     def put_tariff(self, station_id: str, document: Mapping[str, Any]) -> None:
         with translate_errors("write tariff"):
             self.db[TARIFFS].replace_one({"_id": station_id}, {**document, "_id": station_id}, upsert=True)
 
-    # -- invoice numbers ---------------------------------------------------------------
-    def reserved_number(self, key: str) -> dict[str, Any] | None:
-        with translate_errors("read number reservation"):
-            return self.db[NUMBERS].find_one({"_id": key})
+    # -- numbers -----------------------------------------------------------------------
+    def take_numbers(self, series: str, key: str, count: int, tries: int = 3) -> int:
+        """Reserve ``count`` consecutive numbers of ``series`` for ``key``; return the last one.
 
-    def take_number(self, series: str, key: str, max_tries: int = 200) -> int:
-        """Claim the next free number of ``series`` for ``key`` by a unique ``_id`` insert.
-
-        FerretDB v1 does not apply ``$inc``/``findAndModify`` atomically under
-        concurrency (measured: 8 threads got 1,1,2,2,2,2,2,3), but a unique ``_id``
-        insert is decided by SQLite's primary key, on MongoDB too: so a number is
-        taken by inserting ``"{series}:{n}"``; a duplicate means "taken, try n+1"
-        unless the claim is ``key``'s own from a crashed attempt, which is reused.
-        The counter document is only a hint of where to start probing.
+        One atomic ``$inc`` on the series counter. The counter remembers the last
+        ``key``: the same key again (a retry right after a crash, before anyone else
+        took a number) matches no document, so the upsert's insert is refused as a
+        duplicate ``_id`` and the block taken last time is returned instead of a new
+        one. Any other retry takes a new block: numbers can have gaps, never duplicates.
         """
-        with translate_errors("take invoice number"):
-            hint = self.db[COUNTERS].find_one({"_id": series})
-            number = int(hint["seq"]) + 1 if hint else 1
-            for _ in range(max_tries):
-                claim_id = f"{series}:{number:09d}"
+        with translate_errors("take numbers"):
+            for _ in range(tries):
                 try:
-                    self.db[CLAIMS].insert_one({"_id": claim_id, "series": series, "seq": number, "key": key})
-                    return number
+                    doc = self.db[COUNTERS].find_one_and_update(
+                        {"_id": series, "lastKey": {"$ne": key}},
+                        {"$inc": {"seq": count}, "$set": {"lastKey": key, "lastCount": count}},
+                        projection={"seq": 1}, upsert=True, return_document=ReturnDocument.AFTER)
+                    return int(doc["seq"])
                 except DuplicateKeyError:
-                    claim = self.db[CLAIMS].find_one({"_id": claim_id})
-                    if claim is not None and claim.get("key") == key:
-                        return number
-                    number += 1
-        raise TransientStoreError(f"no free number in {series} after {max_tries} tries (contention)")
-
-    def advance_hint(self, series: str, seq: int) -> None:
-        """Move the counter hint forward (``$max``; a lost update only costs a few extra probes)."""
-        with translate_errors("advance number hint"):
-            try:
-                self.db[COUNTERS].update_one({"_id": series}, {"$max": {"seq": seq}}, upsert=True)
-            except DuplicateKeyError:  # two first upserts raced; the other one created it
-                self.db[COUNTERS].update_one({"_id": series}, {"$max": {"seq": seq}})
-
-    # -- per-wallet lease lock ---------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, now: dt.datetime, lease_seconds: int) -> bool:
-        """Take the lock ``name`` by a unique insert; steal it only when its lease has expired.
-
-        Needed because FerretDB v1 loses concurrent updates to one document (8 guarded
-        ``$inc`` of -1000 on 5000 left 3000 with 8 reported modified); under the lock
-        each wallet has a single writer, on MongoDB and FerretDB alike.
-        """
-        doc = {"_id": name, "owner": owner, "expiresAt": now + dt.timedelta(seconds=lease_seconds)}
-        with translate_errors("acquire lock"):
-            try:
-                self.db[LOCKS].insert_one(doc)
-                return True
-            except DuplicateKeyError:
-                held = self.db[LOCKS].find_one({"_id": name})
-                if held is None or _aware(held["expiresAt"]) > now:
-                    return False
-                self.db[LOCKS].delete_one({"_id": name, "owner": held["owner"]})
-                try:
-                    self.db[LOCKS].insert_one(doc)
-                    return True
-                except DuplicateKeyError:
-                    return False
-
-    def release_lock(self, name: str, owner: str) -> None:
-        with translate_errors("release lock"):
-            self.db[LOCKS].delete_one({"_id": name, "owner": owner})
-
-    def reserve_number(self, key: str, series: str, seq: int) -> dict[str, Any]:
-        """Store ``key`` -> number; if another attempt got there first, return its reservation."""
-        doc = {"_id": key, "series": series, "seq": seq}
-        with translate_errors("reserve invoice number"):
-            try:
-                self.db[NUMBERS].insert_one(doc)
-                return doc
-            except DuplicateKeyError:
-                return self.db[NUMBERS].find_one({"_id": key})
+                    doc = self.db[COUNTERS].find_one({"_id": series})
+                    if doc is not None and doc.get("lastKey") == key and doc.get("lastCount") == count:
+                        return int(doc["seq"])
+                    # else two first upserts of a new series raced and the other created it: go again
+        raise TransientStoreError(f"no numbers taken from {series} after {tries} tries")
 
     # -- invoices ----------------------------------------------------------------------
     def invoice(self, invoice_id: str) -> dict[str, Any] | None:
         with translate_errors("read invoice"):
             return self.db[INVOICES].find_one({"_id": invoice_id})
 
-    def insert_invoice(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        """Insert once; a duplicate (same ``_id`` or ``sessionId``) returns the stored invoice."""
-        with translate_errors("insert invoice"):
-            try:
-                self.db[INVOICES].insert_one(dict(document))
-                return dict(document)
-            except DuplicateKeyError:
-                stored = self.db[INVOICES].find_one({"_id": document["_id"]})
-                if stored is None:
-                    raise
-                return stored
+    def invoices_by_id(self, invoice_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        with translate_errors("read invoices"):
+            return {doc["_id"]: doc for doc in self.db[INVOICES].find({"_id": {"$in": list(invoice_ids)}})}
 
-    def settle_invoice(self, invoice_id: str, status: str, payment: Mapping[str, Any]) -> None:
-        """Record the payment. The caller holds the invoice's lease and has read no payment under it.
+    def insert_invoices(self, documents: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert every invoice not stored yet; returns the indexes refused as duplicates."""
+        if not documents:
+            return []
+        return _write_many(self.db[INVOICES], [dict(d) for d in documents], "insert invoices", inserts=True)[1]
 
-        The filter is the ``_id`` alone on purpose: FerretDB pushes down only a
-        filter that is exactly ``{"_id": <string>}``; a guard beside it (``payment:
-        {$exists: false}``) makes every settle scan the whole invoices collection,
-        and billing slows down as the collection grows. The lease is the guard.
+    def settle_invoices(self, settlements: Sequence[Settlement]) -> None:
+        """Copy each session's decided payment onto its invoice.
+
+        The filter is the ``_id`` alone on purpose: the values come from the session's
+        one stored ledger entry, so every writer writes the same, and no guard is
+        needed. (mongo-java-server uses an index only for a filter whose fields are
+        exactly an index's fields; a guard beside ``_id`` would scan the collection.)
         """
-        with translate_errors("settle invoice"):
-            self.db[INVOICES].update_one({"_id": invoice_id}, {"$set": {"status": status, "payment": dict(payment)}})
+        operations = [UpdateOne({"_id": s.invoice_id}, {"$set": {"status": s.status, "payment": dict(s.payment)}})
+                      for s in settlements]
+        if operations:
+            _write_many(self.db[INVOICES], operations, "settle invoices")
 
-    def mark_published(self, invoice_id: str) -> None:
-        with translate_errors("mark invoice events published"):
-            self.db[INVOICES].update_one({"_id": invoice_id}, {"$set": {"eventsPublished": True}})
+    def mark_published(self, invoice_ids: Sequence[str]) -> None:
+        """``eventsPublished`` on these invoices; setting it twice is setting it once."""
+        if invoice_ids:
+            with translate_errors("mark invoice events published"):
+                self.db[INVOICES].update_many({"_id": {"$in": list(invoice_ids)}}, {"$set": {"eventsPublished": True}})
 
     def invoices_of(self, user_id: str, limit: int, after: tuple[dt.datetime, str] | None) -> list[dict[str, Any]]:
         """The user's invoices, newest first, strictly after the cursor position."""
@@ -175,10 +192,16 @@ class BillingRepository:
             cursor = self.db[INVOICES].find(query).sort([("issuedAt", DESCENDING), ("_id", DESCENDING)]).limit(limit)
             return list(cursor)
 
-    # -- wallets and ledger ------------------------------------------------------------
+    # -- wallets -----------------------------------------------------------------------
     def wallet(self, wallet_id: str) -> dict[str, Any] | None:
         with translate_errors("read wallet"):
             return self.db[WALLETS].find_one({"_id": wallet_id})
+
+    def wallets(self, wallet_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Balance and pending markers of each wallet (absent = not open)."""
+        with translate_errors("read wallets"):
+            found = self.db[WALLETS].find({"_id": {"$in": sorted(set(wallet_ids))}}, {"balanceCents": 1, "pending": 1})
+            return {doc["_id"]: doc for doc in found}
 
     def insert_wallet(self, document: Mapping[str, Any]) -> bool:
         """True if this call opened the wallet, False if it was open already."""
@@ -189,108 +212,95 @@ class BillingRepository:
             except DuplicateKeyError:
                 return False
 
+    def move_balances(self, moves: Sequence[Move]) -> int:
+        """Apply each move once, never below its floor; returns how many were applied.
+
+        Balance and marker change in one single-document update whose filter is the
+        whole guard: no marker of this entry yet (so a second attempt changes nothing)
+        and, for a debit, a balance that covers it.
+        """
+        if not moves:
+            return 0
+        return int(_write_many(self.db[WALLETS], [_move_operation(m) for m in moves], "move balances")[0]
+                   .get("nModified", 0))
+
+    def change_markers(self, changes: Sequence[MarkerChange]) -> None:
+        """Drop recorded moves' markers; undo and drop surplus ones (each only while its marker is there)."""
+        operations = []
+        for change in changes:
+            marker = _marker_filter(change.marker)
+            if change.reverse:
+                operations.append(UpdateOne({"_id": change.wallet_id, "pending": {"$elemMatch": marker}},
+                                            {"$inc": {"balanceCents": -int(change.marker["cents"])},
+                                             "$pull": {"pending": marker}}))
+            else:
+                operations.append(UpdateOne({"_id": change.wallet_id}, {"$pull": {"pending": marker}}))
+        if operations:
+            _write_many(self.db[WALLETS], operations, "clear pending markers")
+
+    # -- ledger ------------------------------------------------------------------------
     def ledger_entry(self, entry_id: str) -> dict[str, Any] | None:
         with translate_errors("read ledger entry"):
             return self.db[LEDGER].find_one({"_id": entry_id})
 
-    def insert_ledger_entry(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        """Insert once; a duplicate returns the stored entry (its status tells how far it got)."""
-        with translate_errors("insert ledger entry"):
-            try:
-                self.db[LEDGER].insert_one(dict(document))
-                return dict(document)
-            except DuplicateKeyError:
-                stored = self.db[LEDGER].find_one({"_id": document["_id"]})
-                if stored is None:
-                    raise
-                return stored
+    def ledger_entries(self, entry_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        with translate_errors("read ledger entries"):
+            return {doc["_id"]: doc for doc in self.db[LEDGER].find({"_id": {"$in": list(entry_ids)}})}
 
-    def apply_entry(self, wallet_id: str, entry_id: str, delta_cents: int, floor_cents: int | None,
-                    now: dt.datetime) -> list[str] | None:
-        """Move the balance by ``delta_cents`` once per entry, never below ``floor_cents``.
-
-        The filter is the whole guard: the entry id must not be in ``applied``
-        and, for a debit, the balance must cover it. The id goes into
-        ``applied`` in the same single-document update as the ``$inc``, so
-        "the entry is in ``applied``" means "its amount is in the balance" even
-        if the caller dies before settling the ledger entry. Returns the
-        wallet's ``applied`` list after this call applied it, or None if it did
-        not (already applied, or not covered). The list is kept short by
-        :meth:`trim_applied`.
-        """
-        query: dict[str, Any] = {"_id": wallet_id, "applied": {"$ne": entry_id}}
-        if floor_cents is not None and delta_cents < 0:
-            query["balanceCents"] = {"$gte": floor_cents - delta_cents}
-        with translate_errors("apply ledger entry"):
-            wallet = self.db[WALLETS].find_one_and_update(
-                query, {"$inc": {"balanceCents": delta_cents}, "$push": {"applied": entry_id},
-                        "$set": {"updatedAt": now}},
-                return_document=ReturnDocument.AFTER,  # no projection: FerretDB 1.24 lacks findAndModify "fields"
-            )
-        return None if wallet is None else list(wallet.get("applied") or [])
-
-    def settle_for_eviction(self, entry_ids: list[str], now: dt.datetime) -> dict[str, dt.datetime]:
-        """For ids about to leave ``wallet.applied``: when each was settled; a PENDING one is settled now.
-
-        An entry still PENDING while its id is in ``applied`` was applied by an
-        attempt that died before settling it, so APPLIED is its true status.
-        Entries settled before ``settledAt`` existed count from ``createdAt``.
-        One ``$in`` read and at most one ``$in`` update (an index lookup on
-        MongoDB; a scan of the ledger on FerretDB). Normally once per
-        ``APPLIED_WINDOW`` applies of a wallet; on every apply while a wallet
-        holds more than twice that many ids none of which is old enough to leave
-        (over ~200 sessions in an hour).
-        """
-        with translate_errors("read entries to evict"):
-            found = list(self.db[LEDGER].find({"_id": {"$in": entry_ids}},
-                                              {"status": 1, "settledAt": 1, "createdAt": 1}))
-        pending = [e["_id"] for e in found if e.get("status") == "PENDING"]
-        if pending:
-            with translate_errors("settle entries to evict"):
-                self.db[LEDGER].update_many({"_id": {"$in": pending}, "status": "PENDING"},
-                                            {"$set": {"status": "APPLIED", "settledAt": now}})
-        settled = {e["_id"]: _aware(e.get("settledAt") or e["createdAt"]) for e in found}
-        settled.update({entry_id: now for entry_id in pending})
-        return settled
-
-    def evict_applied(self, wallet_id: str, entry_ids: list[str]) -> None:
-        """Drop ids from ``wallet.applied`` (see ``service._keep_applied_short`` for when that is safe)."""
-        if not entry_ids:
-            return
-        with translate_errors("evict applied entries"):
-            # $pullAll, not $pull with $in: FerretDB 1.24 accepts the latter and silently removes nothing.
-            self.db[WALLETS].update_one({"_id": wallet_id}, {"$pullAll": {"applied": entry_ids}})
-
-    def set_entry_status(self, entry_id: str, status: str, reason: str | None = None,
-                         now: dt.datetime | None = None) -> None:
-        """Settle an entry. The caller holds the wallet's lease and read the entry PENDING under it.
-
-        ``_id``-only filter for the reason given in :meth:`settle_invoice`.
-        """
-        update: dict[str, Any] = {"status": status}
-        if now is not None:
-            update["settledAt"] = now
-        if reason:
-            update["reason"] = reason
-        with translate_errors("update ledger entry"):
-            self.db[LEDGER].update_one({"_id": entry_id}, {"$set": update})
+    def insert_ledger_entries(self, documents: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert the entries not stored yet; returns the indexes that were already there."""
+        if not documents:
+            return []
+        return _write_many(self.db[LEDGER], [dict(d) for d in documents], "insert ledger entries", inserts=True)[1]
 
     def ledger_of(self, wallet_id: str) -> list[dict[str, Any]]:
         with translate_errors("read ledger"):
             return list(self.db[LEDGER].find({"walletId": wallet_id}).sort("createdAt", 1))
 
     # -- credit notes ------------------------------------------------------------------
+    def claim_credit(self, invoice_id: str, note_id: str, cents: int, total_cents: int) -> int | None:
+        """Count ``cents`` against the invoice's creditable total once per note; the cents claimed, or None.
+
+        One document per invoice holds the credited sum and the note ids; the filter is
+        the guard (note not claimed yet, room left), so concurrent notes never exceed the
+        total. An upsert whose filter fails on an existing document is refused as a
+        duplicate ``_id``: then the note was claimed before (its cents are returned) or
+        there is no room (None).
+        """
+        query = {"_id": invoice_id, "notes.id": {"$ne": note_id}, "creditedCents": {"$lte": total_cents - cents}}
+        update = {"$inc": {"creditedCents": cents}, "$push": {"notes": {"id": note_id, "cents": cents}}}
+        with translate_errors("claim credit"):
+            if 0 < cents <= total_cents:  # else only an earlier claim of this note can answer
+                try:
+                    self.db[INVOICE_CREDITS].update_one(query, update, upsert=True)
+                    return cents
+                except DuplicateKeyError:
+                    pass
+            doc = self.db[INVOICE_CREDITS].find_one({"_id": invoice_id}) or {}
+        return next((int(n["cents"]) for n in doc.get("notes", []) if n["id"] == note_id), None)
+
+    def credit_note(self, note_id: str) -> dict[str, Any] | None:
+        with translate_errors("read credit note"):
+            return self.db[CREDIT_NOTES].find_one({"_id": note_id})
+
     def insert_credit_note(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert once; a duplicate returns the stored note."""
         with translate_errors("insert credit note"):
             try:
                 self.db[CREDIT_NOTES].insert_one(dict(document))
                 return dict(document)
             except DuplicateKeyError:
-                stored = self.db[CREDIT_NOTES].find_one({"_id": document["_id"]})
-                if stored is None:
-                    raise
-                return stored
+                return self.db[CREDIT_NOTES].find_one({"_id": document["_id"]}) or dict(document)
 
     def credit_notes_of(self, invoice_id: str) -> list[dict[str, Any]]:
         with translate_errors("read credit notes"):
             return list(self.db[CREDIT_NOTES].find({"invoiceId": invoice_id}))
+
+
+def _move_operation(move: Move) -> UpdateOne:
+    query: dict[str, Any] = {"_id": move.wallet_id, "pending.entry": {"$ne": move.marker["entry"]}}
+    cents = int(move.marker["cents"])
+    if move.floor_cents is not None and cents < 0:
+        query["balanceCents"] = {"$gte": move.floor_cents - cents}
+    return UpdateOne(query, {"$inc": {"balanceCents": cents}, "$push": {"pending": dict(move.marker)},
+                             "$set": {"updatedAt": move.now}})

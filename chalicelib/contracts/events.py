@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, validate
@@ -168,6 +169,15 @@ class Event:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@cache
+def _schema(event_type: str, version: int) -> Schema:
+    """One schema instance per contract: building one costs more than loading an event with it.
+
+    marshmallow schemas keep no per-call state, so the instance is shared by every call.
+    """
+    return EVENT_SCHEMAS[event_type][version]()
+
+
 def parse_event(event_type: str | None, detail: Any) -> Event:
     """Validate a bus ``Detail`` against its contract; raise ``ValidationError`` naming fields."""
     if not isinstance(detail, Mapping):
@@ -190,7 +200,7 @@ def parse_event(event_type: str | None, detail: Any) -> Event:
             details={"schemaVersion": "unsupported"},
         )
     try:
-        data = versions[version]().load(dict(detail))
+        data = _schema(kind, version).load(dict(detail))
     except MarshmallowError as exc:
         raise ValidationError.from_messages(exc.messages) from None
     meta = {k: data.pop(k, None) for k in _ENVELOPE_KEYS}
@@ -219,7 +229,7 @@ def build_detail(
     Publishing an event that would fail our own consumers is a bug, so the
     payload is checked against the current version before it leaves.
     """
-    schema = EVENT_SCHEMAS[event_type][max(EVENT_SCHEMAS[event_type])]()
+    schema = _schema(event_type, max(EVENT_SCHEMAS[event_type]))
     detail = dict(schema.dump(payload))
     detail = {k: v for k, v in detail.items() if v is not None or k in payload}
     detail.update(

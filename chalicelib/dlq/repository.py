@@ -1,7 +1,7 @@
 """Data access for the DLQ domain: the ``dead_letters`` audit and a read port on invoices.
 
-Every record is keyed by a deterministic ``_id`` (FerretDB scans on any other
-field, and a unique ``_id`` is how "handled once" is enforced): reconciler
+Every record is keyed by a deterministic ``_id`` (a unique ``_id`` is how "handled
+once" is enforced, and an ``_id`` lookup uses an index on every server): reconciler
 decisions by :func:`chalicelib.dlq.letters.letter_key`, replays by
 ``replay:<letter key>``. pymongo errors never leave this module.
 """

@@ -164,3 +164,44 @@ def test_correlation_id_travels_from_the_incoming_event_to_every_published_event
     assert {p["detail"]["correlationId"] for p in published} == {"corr-from-session-service"}
     log_lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert log_lines and all(line.get("correlation_id") == "corr-from-session-service" for line in log_lines)
+
+
+def test_a_reused_session_id_from_another_user_is_dead_lettered_with_its_reason(aws, db):
+    other = str(uuid.uuid4())
+    entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"]), registered(other)]), None)
+    assert entry.handle_sessions(receive(aws, "billing", [bus_event("SESSION_ENDED", SEED)]), None) == {
+        "batchItemFailures": []}
+    reused = bus_event("SESSION_ENDED", {**SEED, "userId": other})
+    assert entry.handle_sessions(receive(aws, "billing", [reused]), None) == {"batchItemFailures": []}
+    [dead] = aws.receive_all("billing-dlq")
+    assert dead["MessageAttributes"]["failureClass"]["StringValue"] == "permanent"
+    assert "re-used sessionId" in dead["MessageAttributes"]["failureReason"]["StringValue"]
+    assert db.invoices.count_documents({}) == 1
+    assert db.wallets.find_one({"_id": other})["balanceCents"] == 5000
+
+
+def test_a_crash_mid_batch_fails_every_record_of_it_and_the_redelivery_bills_each_once(aws, db, monkeypatch):
+    users = [str(uuid.uuid4()) for _ in range(3)]
+    entry.handle_registrations(receive(aws, "wallets", [registered(u) for u in users]), None)
+    bodies = [bus_event("SESSION_ENDED", {**SEED, "sessionId": str(uuid.uuid4()), "userId": users[i % 3]})
+              for i in range(6)]
+    real_deps = entry._deps
+
+    def crash_after_ledger(step: str) -> None:
+        if step == "ledger_entry_stored":
+            raise entry.ChaosCrash(f"chaos: crashed after {step}")
+
+    def crashing_deps():
+        deps = real_deps()
+        deps.checkpoint = crash_after_ledger
+        return deps
+
+    monkeypatch.setattr(entry, "_deps", crashing_deps)
+    event = receive(aws, "billing", bodies)
+    assert len(entry.handle_sessions(event, None)["batchItemFailures"]) == 6
+    monkeypatch.setattr(entry, "_deps", real_deps)
+    again = receive(aws, "billing", [])
+    assert entry.handle_sessions(again, None) == {"batchItemFailures": []}
+    assert db.invoices.count_documents({"status": "PAID"}) == 6
+    assert sorted(w["balanceCents"] for w in db.wallets.find({"_id": {"$in": users}})) == [5000 - 2 * 1040] * 3
+    assert db.ledger.count_documents({"kind": "DEBIT", "status": "APPLIED"}) == 6
