@@ -1,11 +1,12 @@
-"""``make bench``: run every benchmark with quick sizes and rewrite the README's performance table.
+"""``make bench``: run every benchmark and rewrite the README's performance table.
 
-Each benchmark runs as a subprocess (a fresh interpreter, its own embedded FerretDB)
-and prints JSON, which is parsed here. Added here: the cold-start import time of
-each Lambda's module chain (``python -X importtime`` and the wall clock of a fresh
-interpreter minus a bare one) and the size of the prod deployment package
-(``chalice package --stage prod``). The table goes between ``<!-- bench:start -->``
-and ``<!-- bench:end -->`` in README.md; nothing else in the README is touched.
+Each benchmark runs as a subprocess (a fresh interpreter, its own embedded MongoDB
+or local stack) and prints JSON, which is parsed here: the OCM sync at 100,000
+records, billing through the real handler, the authorizer, the embedded store at
+100,000 stations, the package (zip size, each function's init under the Lambda
+emulator) and put-to-subscription latency. Added here: the ``-X importtime`` cost of
+each Lambda's module chain. The table goes between ``<!-- bench:start -->`` and
+``<!-- bench:end -->`` in README.md; nothing else in the README is touched.
 
 Run: ``.venv/bin/python -m bench.run [--quick] [--no-readme]``.
 """
@@ -21,7 +22,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,8 @@ def bench_script(path: str, args: list[str], timeout: float) -> tuple[dict[str, 
     if not script.exists():
         return None, f"{path} not present"
     started = time.monotonic()
-    done = _run([sys.executable, str(script), *args], timeout)
+    module = ".".join(Path(path).with_suffix("").parts)
+    done = _run([sys.executable, "-m", module, *args], timeout)
     if done.returncode != 0:
         return None, f"{path} failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}"
     try:
@@ -92,42 +93,79 @@ def import_cost(module: str, runs: int) -> dict[str, float]:
             "wall_ms": round(statistics.median(wall) - statistics.median(bare), 1)}
 
 
-def package_size() -> tuple[int | None, str]:
-    chalice = Path(sys.executable).with_name("chalice")
-    with tempfile.TemporaryDirectory() as tmp:
-        done = _run([str(chalice), "package", "--stage", "prod", tmp], 600)
-        zip_path = Path(tmp) / "deployment.zip"
-        if done.returncode != 0 or not zip_path.exists():
-            return None, (done.stderr or done.stdout).strip()[-300:]
-        return zip_path.stat().st_size, "ok"
-
-
 # --- the table -------------------------------------------------------------------------------------------
 
+# The lease design on FerretDB 1.24.2, measured by this bench on 2026-12-01 before the store changed.
+OLD_BILLING = "68.4 events/s and 21 round trips per event on the lease design (FerretDB)"
+
+
 def rows_ocm(result: dict[str, Any] | None, note: str, records: int) -> list[Row]:
-    how = (f"`bench/bench_ocm_sync.py --records {records}`: synthetic pages from the fixture, worker vs one "
-           "`update_one` per record (naive timed on a sample, extrapolated linearly), embedded FerretDB")
+    how = (f"`bench/bench_ocm_sync.py --records {records}`: `python -m chalicelib ocm-sync` against the stand-in "
+           "API (synthetic feed from the fixture), embedded MongoDB (memory backend)")
     if not result:
-        return [("OCM sync vs naive", f"not measured ({note})", how)]
+        return [("OCM first sync", f"not measured ({note})", how)]
+    memory = result.get("peak_rss_mb_by_records", {})
     return [
-        ("OCM sync speed-up vs naive", f"{result.get('speedup_vs_naive')}x "
-         f"({result.get('records')} records in {result.get('worker_seconds')} s)", how),
+        ("OCM first sync", f"{result.get('records'):,} records in {result.get('worker_seconds')} s "
+         f"({result.get('first_sync_http_requests')} HTTP requests)", how),
         ("OCM store round trips / 1,000 records", f"{result.get('round_trips_per_1000_first_sync')} first sync, "
-         f"{result.get('round_trips_per_1000_resync')} unchanged re-sync", "pymongo `CommandListener` count, same run"),
+         f"{result.get('round_trips_per_1000_resync')} unchanged re-sync ({result.get('resync_writes')} writes)",
+         "pymongo `CommandListener` count, same run"),
+        ("OCM change set", f"{result.get('change_set_updated')} of {result.get('change_set_records')} changed "
+         f"records applied in {result.get('change_set_runs')} run ({result.get('change_set_seconds')} s)", "same run"),
+        ("OCM worker peak memory", ", ".join(f"{mb} MB at {int(n):,}" for n, mb in sorted(memory.items(),
+                                                                                        key=lambda i: int(i[0]))),
+         "peak RSS of the sync process at two feed sizes: flat in the record count"),
     ]
 
 
 def rows_billing(result: dict[str, Any] | None, note: str, events: int) -> list[Row]:
     how = (f"`bench/bench_billing.py --events {events}`: real handler through the SQS batch runner, batches of 10, "
-           "embedded FerretDB, recording publisher (no bus)")
+           "embedded MongoDB, recording publisher (no bus); median of 5 runs")
     if not result:
         return [("billing events / s", f"not measured ({note})", how)]
     return [
         ("billing events / s", f"{result.get('billed_per_second')} first delivery, "
-         f"{result.get('redelivered_per_second')} redelivery", how),
+         f"{result.get('redelivered_per_second')} redelivery (was {OLD_BILLING})", how),
         ("billing store round trips / event", f"{result.get('store_round_trips_per_event')} first delivery, "
-         f"{result.get('store_round_trips_per_redelivery')} redelivery", "pymongo `CommandListener` count, same run"),
+         f"{result.get('store_round_trips_per_redelivery')} redelivery (batches of 10; a batch of one: "
+         f"{result.get('batch_of_one', {}).get('store_round_trips_per_event', 'n/a')})",
+         "pymongo `CommandListener` count, same run"),
     ]
+
+
+def rows_store(result: dict[str, Any] | None, note: str) -> list[Row]:
+    if not result:
+        return [("embedded MongoDB", f"not measured ({note})", "`bench/bench_store.py`")]
+    stations = result.get("stations", 0)
+    how = f"`bench/bench_store.py --stations {stations}`: station documents in bulks of 1,000, server RSS from /proc"
+    memory, h2 = result.get("memory", {}), result.get("h2", {})
+    return [(f"embedded MongoDB at {stations:,} stations",
+             f"starts in {memory.get('start_seconds_empty')} s; memory backend {memory.get('rss_mb')} MB RSS; "
+             f"H2 file {h2.get('file_mb')} MB, reopens in {h2.get('restart_seconds_with_data')} s", how)]
+
+
+def rows_package(result: dict[str, Any] | None, note: str) -> list[Row]:
+    how = ("`bench/bench_package.py`: `chalice package --stage prod`; each function started from the unzipped "
+           "package under the Lambda Runtime Interface Emulator (INIT REPORT), median")
+    if not result:
+        return [("deployment package (prod)", f"not measured ({note})", how)]
+    inits = result.get("functions", {})
+    return [
+        ("deployment package (prod)", f"{result.get('zip_bytes', 0) / 1e6:.2f} MB (SDK provided by the runtime)", how),
+        ("function init under the emulator", ", ".join(f"{name} {ms} ms" for name, ms in sorted(inits.items())),
+         "as above"),
+    ]
+
+
+def rows_realtime(result: dict[str, Any] | None, note: str) -> list[Row]:
+    how = ("`bench/bench_realtime.py`: SESSION_ENDED put on the local bus until PAYMENT_COMPLETED reaches a gql "
+           "subscriber over the real-time endpoint, local stack")
+    if not result:
+        return [("bus to subscription latency", f"not measured ({note})", how)]
+    return [("bus to subscription latency", f"p50 {result.get('p50_ms')} ms, p95 {result.get('p95_ms')} ms, "
+             f"p99 {result.get('p99_ms')} ms over {result.get('delivered')} of {result.get('sessions')} sessions",
+             how)]
 
 
 def rows_authorizer(result: dict[str, Any] | None, note: str, tokens: int) -> list[Row]:
@@ -173,13 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--no-readme", action="store_true", help="print the table, leave README.md alone")
     args = parser.parse_args(argv)
-    tokens, events, records, runs = (300, 60, 2000, 1) if args.quick else (2000, 300, 10000, 3)
+    tokens, events, records, stations, sessions, runs = ((300, 60, 5000, 5000, 20, 1) if args.quick else
+                                                          (2000, 300, 100000, 100000, 200, 3))
     started = time.monotonic()
     rows: list[Row] = []
 
     print(f"[bench] OCM sync ({records} records)...", flush=True)
-    ocm, note = bench_script("bench/bench_ocm_sync.py", ["--records", str(records), "--naive-sample",
-                                                          str(max(200, records // 20)), "--memory-sizes", "2000"], 600)
+    ocm, note = bench_script("bench/bench_ocm_sync.py", ["--records", str(records)], 1200)
     rows += rows_ocm(ocm, note, records)
     print(f"[bench] billing ({events} events)...", flush=True)
     billing, note = bench_script("bench/bench_billing.py", ["--events", str(events)], 600)
@@ -187,12 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[bench] authorizer ({tokens} tokens)...", flush=True)
     auth, note = bench_script("bench/bench_authorizer.py", ["--tokens", str(tokens), "--import-runs", str(runs)], 300)
     rows += rows_authorizer(auth, note, tokens)
+    print(f"[bench] embedded store ({stations} stations)...", flush=True)
+    rows += rows_store(*bench_script("bench/bench_store.py", ["--stations", str(stations)], 900))
+    print("[bench] package and cold starts under the emulator...", flush=True)
+    rows += rows_package(*bench_script("bench/bench_package.py", ["--quick"] if args.quick else [], 900))
+    print("[bench] real-time latency...", flush=True)
+    rows += rows_realtime(*bench_script("bench/bench_realtime.py", ["--sessions", str(sessions)], 900))
     print("[bench] cold-start imports...", flush=True)
     rows += rows_cold({module: import_cost(module, runs) for module in LAMBDA_MODULES}, runs)
-    print("[bench] chalice package --stage prod...", flush=True)
-    size, note = package_size()
-    rows.append(("deployment package (prod)", f"{size / 1e6:.2f} MB ({size:,} bytes)" if size else
-                 f"not measured ({note})", "`chalice package --stage prod` into a temp dir, size of deployment.zip"))
 
     meta = (f"Measured by `make bench` on {dt.datetime.now(dt.UTC):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} "
             f"CPUs, Python {platform.python_version()}; a shared machine, so read ratios and counts more than "
