@@ -23,11 +23,13 @@ NOT_PACKAGED = {"appsync", "devstack", "bench", "tests", "tools"}
 
 
 def _runtime_distributions() -> set[str]:
+    """What a function can import: the packaged requirements and what the Lambda runtime provides (the SDK)."""
     names = set()
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            names.add(re.split(r"[=<>\[ ]", line)[0].lower().replace("_", "-"))
+    for requirements in ("requirements.txt", "requirements-lambda-runtime.txt"):
+        for line in (ROOT / requirements).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line:
+                names.add(re.split(r"[=<>\[ ]", line)[0].lower().replace("_", "-"))
     return names | {"chalice"}  # Chalice adds its own runtime module to every package
 
 
