@@ -11,13 +11,10 @@ of it single-document MongoDB semantics (no transactions):
   debit, "the balance covers it"; the marker is pulled once the entry is stored;
 - invoice numbers come from a per-year counter (``$inc``).
 
-Filters on the collections that grow with every session (invoices, ledger) are the
-``_id`` alone or a unique insert: mongo-java-server, the embedded store, uses an index
-only for a filter whose fields are exactly an index's fields, and scans otherwise.
-The guarded updates are on wallets (one per user).
-
-The steps of a batch of sessions use one bulk call per step, so a method here is one
-store round trip unless it says otherwise. ``pymongo.errors`` never leave this module.
+Writes to invoices and ledger filter by ``_id`` alone (every writer writes the same
+values, so no guard is needed; the embedded server also scans any other filter), and the
+guarded updates are on wallets. A method is one round trip (one bulk call per step of a
+batch) unless it says otherwise. ``pymongo.errors`` never leave this module.
 """
 
 from __future__ import annotations
@@ -28,12 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument, UpdateOne
-from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from chalicelib.store import IndexSpec, PermanentStoreError, TransientStoreError, translate_errors
-from chalicelib.store.errors import TRANSIENT_CODES
+from chalicelib.store import IndexSpec, TransientStoreError, translate_errors
+from chalicelib.store.batches import write_unordered
 
 TARIFFS = "tariffs"
 INVOICES = "invoices"
@@ -42,7 +38,6 @@ WALLETS = "wallets"
 LEDGER = "ledger"
 CREDIT_NOTES = "credit_notes"
 INVOICE_CREDITS = "invoice_credits"
-DUPLICATE_KEY = 11000
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(INVOICES, (("sessionId", 1),), unique=True, name="invoice_per_session"),
@@ -83,28 +78,6 @@ class MarkerChange:
 
 def _marker_filter(marker: Mapping[str, Any]) -> dict[str, Any]:
     return {"entry": marker["entry"], "debit": marker["debit"]}
-
-
-def _write_many(collection: Collection, operations: Sequence[Any], operation: str,
-                inserts: bool = False) -> tuple[dict[str, Any], list[int]]:
-    """One unordered call; returns the server's counts and the indexes refused as duplicate keys.
-
-    Any other write error is translated: busy/interrupted codes are transient, the rest permanent.
-    """
-    try:
-        with translate_errors(operation):
-            if inserts:
-                collection.insert_many(list(operations), ordered=False)
-                return {}, []
-            return collection.bulk_write(list(operations), ordered=False).bulk_api_result, []
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        codes = {error.get("code") for error in errors}
-        if codes & TRANSIENT_CODES:
-            raise TransientStoreError(f"{operation}: store busy (codes {sorted(codes)})") from exc
-        if codes - {DUPLICATE_KEY}:
-            raise PermanentStoreError(f"{operation}: write errors {sorted(codes)}") from exc
-        return exc.details, [error["index"] for error in errors]
 
 
 class BillingRepository:
@@ -161,7 +134,7 @@ class BillingRepository:
         """Insert every invoice not stored yet; returns the indexes refused as duplicates."""
         if not documents:
             return []
-        return _write_many(self.db[INVOICES], [dict(d) for d in documents], "insert invoices", inserts=True)[1]
+        return write_unordered(self.db[INVOICES], [dict(d) for d in documents], "insert invoices", inserts=True)[1]
 
     def settle_invoices(self, settlements: Sequence[Settlement]) -> None:
         """Copy each session's decided payment onto its invoice.
@@ -174,7 +147,7 @@ class BillingRepository:
         operations = [UpdateOne({"_id": s.invoice_id}, {"$set": {"status": s.status, "payment": dict(s.payment)}})
                       for s in settlements]
         if operations:
-            _write_many(self.db[INVOICES], operations, "settle invoices")
+            write_unordered(self.db[INVOICES], operations, "settle invoices")
 
     def mark_published(self, invoice_ids: Sequence[str]) -> None:
         """``eventsPublished`` on these invoices; setting it twice is setting it once."""
@@ -221,7 +194,7 @@ class BillingRepository:
         """
         if not moves:
             return 0
-        return int(_write_many(self.db[WALLETS], [_move_operation(m) for m in moves], "move balances")[0]
+        return int(write_unordered(self.db[WALLETS], [_move_operation(m) for m in moves], "move balances")[0]
                    .get("nModified", 0))
 
     def change_markers(self, changes: Sequence[MarkerChange]) -> None:
@@ -236,7 +209,7 @@ class BillingRepository:
             else:
                 operations.append(UpdateOne({"_id": change.wallet_id}, {"$pull": {"pending": marker}}))
         if operations:
-            _write_many(self.db[WALLETS], operations, "clear pending markers")
+            write_unordered(self.db[WALLETS], operations, "clear pending markers")
 
     # -- ledger ------------------------------------------------------------------------
     def ledger_entry(self, entry_id: str) -> dict[str, Any] | None:
@@ -251,7 +224,7 @@ class BillingRepository:
         """Insert the entries not stored yet; returns the indexes that were already there."""
         if not documents:
             return []
-        return _write_many(self.db[LEDGER], [dict(d) for d in documents], "insert ledger entries", inserts=True)[1]
+        return write_unordered(self.db[LEDGER], [dict(d) for d in documents], "insert ledger entries", inserts=True)[1]
 
     def ledger_of(self, wallet_id: str) -> list[dict[str, Any]]:
         with translate_errors("read ledger"):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import InsertOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
-from chalicelib.store.errors import translate_errors
+from chalicelib.store.errors import TRANSIENT_CODES, PermanentStoreError, TransientStoreError, translate_errors
 
 DUPLICATE_KEY = 11000
 
@@ -57,3 +58,27 @@ def bulk_write(collection: Collection, operations: Sequence) -> BulkOutcome:
     outcome.modified = details.get("nModified", 0)
     outcome.upserted = details.get("nUpserted", 0)
     return outcome
+
+
+def write_unordered(collection: Collection, operations: Sequence[Any], operation: str,
+                    inserts: bool = False) -> tuple[dict[str, Any], list[int]]:
+    """One unordered call (``insert_many`` of documents, or ``bulk_write``).
+
+    Returns the server's counts and the positions refused as duplicate keys, which
+    callers read as "another writer got there first". Any other write error is ours:
+    busy or interrupted codes are transient, the rest permanent.
+    """
+    try:
+        with translate_errors(operation):
+            if inserts:
+                collection.insert_many(list(operations), ordered=False)
+                return {}, []
+            return collection.bulk_write(list(operations), ordered=False).bulk_api_result, []
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        codes = {error.get("code") for error in errors}
+        if codes & TRANSIENT_CODES:
+            raise TransientStoreError(f"{operation}: store busy (codes {sorted(codes)})") from exc
+        if codes - {DUPLICATE_KEY}:
+            raise PermanentStoreError(f"{operation}: write errors {sorted(codes)}") from exc
+        return exc.details, [error["index"] for error in errors]
