@@ -1,6 +1,7 @@
 # Two commands do all set-up: `make run` (local stack) and `make test` (whole suite).
-# Both create .venv, install pinned requirements and build the embedded store
-# (mongo-java-server 1.47.0 from Maven Central) when missing; both are safe to re-run.
+# Both create .venv, install pinned requirements and build what they need when missing
+# (the embedded MongoDB with Maven, GraphiQL with npm, and for the tests the Lambda emulator
+# with Go, the runtime client and the deployment package); both are safe to re-run.
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -68,6 +69,21 @@ $(GRAPHIQL): tools/graphiql/package.json tools/graphiql/package-lock.json
 
 graphiql: $(GRAPHIQL)
 
+# aws-amplify v6 in Node against a local stack of its own (wss:// with a self-signed certificate made at
+# run time): register, subscribe, SESSION_ENDED, invoice + payment, another user's id refused. Not in `test`.
+AMPLIFY_JOURNEY := .local/amplify-journey/node_modules/.installed
+$(AMPLIFY_JOURNEY): tools/amplify-journey/package.json tools/amplify-journey/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "need npm (Node 20+) on PATH for the amplify journey"; exit 1; }
+	mkdir -p .local/amplify-journey && cp tools/amplify-journey/package.json tools/amplify-journey/package-lock.json .local/amplify-journey/
+	npm ci --prefix .local/amplify-journey --no-audit --no-fund --silent
+	touch $(AMPLIFY_JOURNEY)
+
+.PHONY: amplify-journey
+# The scripts are copied beside node_modules on every run: Node resolves ESM imports from the script's folder.
+amplify-journey: $(STAMP) $(MONGO_JAR) $(AMPLIFY_JOURNEY)
+	cp tools/amplify-journey/run.mjs tools/amplify-journey/journey.mjs .local/amplify-journey/
+	node .local/amplify-journey/run.mjs $(CURDIR)
+
 run: $(STAMP) $(MONGO_JAR) $(GRAPHIQL) $(if $(filter package,$(LOCAL_LAMBDAS)),$(LAMBDA_TOOLS))
 	$(PY) -m devstack
 
@@ -83,13 +99,13 @@ contracts: $(STAMP)
 bench: $(STAMP) $(MONGO_JAR) $(LAMBDA_TOOLS)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# Chaos run on its own local stack (faults on); exits non-zero on any broken invariant.
-# Defaults: 200 users, 10,000 deliveries; smaller: make chaos CHAOS_ARGS="--events 2500"
-# (see "Proof under load and faults" in README.md).
 # Put-on-bus -> subscription-delivered latency (p50/p95/p99 over 200 sessions) on its own local stack.
 bench-realtime: $(STAMP) $(MONGO_JAR)
 	$(PY) -m bench.bench_realtime $(REALTIME_BENCH_ARGS)
 
+# Chaos run on its own local stack (faults on); exits non-zero on any broken invariant.
+# Defaults: 200 users, 10,000 deliveries; smaller: make chaos CHAOS_ARGS="--events 2500"
+# (see "Proof under load and faults" in README.md).
 CHAOS_ARGS ?=
 chaos: $(STAMP) $(MONGO_JAR)
 	$(PY) -m bench.chaos $(CHAOS_ARGS)
