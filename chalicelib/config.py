@@ -179,9 +179,6 @@ class Settings:
     dlq_age_alarm_seconds: int = _setting("DLQ_AGE_ALARM_SECONDS", "3600", _int_range(60, 1209600))
     # Alarm when a consumer Lambda's Errors/Invocations exceeds this percentage over 5 minutes.
     alarm_error_rate_percent: int = _setting("ALARM_ERROR_RATE_PERCENT", "5", _int_range(1, 100))
-    # --- chaos (issue 9): probability that the billing handler crashes after each billing step, see
-    # chalicelib/billing/entry.py; honoured only when JUCR_STAGE=local (bench/chaos.py sets it), 0 = off.
-    billing_chaos_crash_rate: Decimal = _setting("BILLING_CHAOS_CRASH_RATE", "0", _decimal)
 
     @property
     def embedded_store(self) -> bool:

@@ -155,9 +155,11 @@ class Stack:
         from appsync.infra import Infra
         from chalicelib import bootstrap
         from chalicelib.topology import QUEUES
+        from devstack.chaos_hook import install_from_environment
         from devstack.pump import QueuePump
 
         settings = bootstrap.settings()
+        install_from_environment(dict(os.environ), _say)
         infra = Infra(bootstrap.aws_client, settings)
         base = float(os.environ.get("SQS_BACKOFF_BASE_SECONDS", "1"))
         for spec in QUEUES:
@@ -269,21 +271,8 @@ class Stack:
         _say("stopped.")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description="Run the JUCR local stack.")
-    parser.add_argument("--http-port", type=int, default=int(os.environ.get("LOCAL_HTTP_PORT", "8000")))
-    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("LOCAL_MOTO_PORT", "5055")))
-    parser.add_argument("--mongo-port", type=int, default=int(os.environ.get("LOCAL_MONGO_PORT", "27017")))
-    parser.add_argument("--ocm-port", type=int, default=int(os.environ.get("LOCAL_OCM_PORT", "8011")))
-    parser.add_argument("--realtime-port", type=int, default=int(os.environ.get("LOCAL_REALTIME_PORT", "8001")))
-    parser.add_argument("--realtime-tls-cert", default=os.environ.get("LOCAL_REALTIME_TLS_CERT"))  # PEM: wss://
-    parser.add_argument("--realtime-tls-key", default=os.environ.get("LOCAL_REALTIME_TLS_KEY"))
-    parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".local" / "devstack"))
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
+    """Run the stack until Ctrl-C, SIGTERM or a child process exits (the options: ``devstack/__main__.py``)."""
     sys.path.insert(0, str(PROJECT_ROOT))
     stack = Stack(args)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background

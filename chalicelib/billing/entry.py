@@ -7,7 +7,6 @@ what makes billing exactly-once) and hands them to ``service``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,41 +25,15 @@ def _deps() -> BillingDeps:
     db = bootstrap.indexed_database(INDEXES, "billing")
     deps = BillingDeps(repo=BillingRepository(db), publisher=bootstrap.publisher(), clock=bootstrap.utc_now,
                        policy=BillingPolicy.from_settings(settings))
-    if settings.stage == "local" and settings.billing_chaos_crash_rate > 0:
-        deps.checkpoint = _chaos_checkpoint(float(settings.billing_chaos_crash_rate))
+    if step_hook is not None:
+        deps.checkpoint = step_hook
     return deps
 
 
-class ChaosCrash(RuntimeError):
-    """Injected by the chaos run (local stage only): the handler dies between two billing steps."""
-
-
-_chaos_lock = threading.Lock()
-_steps_since_crash = 0
-
-
-def _chaos_checkpoint(rate: float) -> Callable[[str], None]:
-    """Crash after a billing step with probability ``rate`` (BILLING_CHAOS_CRASH_RATE, local stage only).
-
-    The steps are ``chalicelib.billing.sessions.STEPS``, each run once per batch, so a
-    crash fails every session of the batch still in flight (as many sessions as one
-    crash per session-step used to, in far fewer crashes). So that a short run cannot
-    go without any, a crash also comes after ``2 / rate`` steps without one (counted
-    per process, across invocations).
-    """
-    import random
-
-    def checkpoint(step: str) -> None:
-        global _steps_since_crash
-        with _chaos_lock:
-            _steps_since_crash += 1
-            crash = random.random() < rate or _steps_since_crash >= 2 / rate  # noqa: S311 - fault injection
-            if crash:
-                _steps_since_crash = 0
-        if crash:
-            raise ChaosCrash(f"chaos: crashed after {step}")
-
-    return checkpoint
+# Called after each billing step when set: nothing sets it in Lambda. The local stack's chaos
+# run (devstack/chaos_hook.py) sets it to crash between steps, as the tests do through
+# BillingDeps.checkpoint.
+step_hook: Callable[[str], None] | None = None
 
 
 def handle_sessions(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from chalicelib.billing import entry
 from chalicelib.events.consumer import TransientError, backoff_seconds, run_batch
 from chalicelib.observability import logger
 from chalicelib.store import TransientStoreError
+from devstack.chaos_hook import ChaosCrash
 
 SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
         "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
@@ -189,7 +190,7 @@ def test_a_crash_mid_batch_fails_every_record_of_it_and_the_redelivery_bills_eac
 
     def crash_after_ledger(step: str) -> None:
         if step == "ledger_entry_stored":
-            raise entry.ChaosCrash(f"chaos: crashed after {step}")
+            raise ChaosCrash(f"chaos: crashed after {step}")
 
     def crashing_deps():
         deps = real_deps()
