@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from chalicelib.billing.policy import BillingDeps, WalletNotOpen
 from chalicelib.billing.repository import MarkerChange, Move, Settlement
@@ -87,15 +89,18 @@ def debit(deps: BillingDeps, bills: list[SessionBill]) -> None:
             bill.marker = markers[bill.session_id]
             bill.entry = applied_entry(bill, bill.marker)
     else:  # some were refused: the wallets say which, and why
-        _after_refusals(deps, due, now)
+        _after_refusals(deps, due, {bill.entry_id for bill in bills}, now)
     deps.checkpoint("wallet_debited")
 
 
-def _after_refusals(deps: BillingDeps, due: list[SessionBill], now: dt.datetime) -> None:
+def _after_refusals(deps: BillingDeps, due: list[SessionBill], ours: set[str], now: dt.datetime) -> None:
     """Read the wallets back: a marker of the entry (ours or a twin's) = debited; none = not open or not covered.
 
     "Not covered" is only a proposal: if a twin's debit was recorded meanwhile, the
-    ledger insert is refused and the stored entry is followed.
+    ledger insert is refused and the stored entry is followed. While the wallet holds a
+    debit of another attempt that may still be undone (a late twin's), the refusal is
+    not final either: the session is retried rather than stored as unpaid, except on
+    its last attempt.
     """
     wallets = deps.repo.wallets(bill.user_id for bill in due)
     for bill in due:
@@ -105,8 +110,15 @@ def _after_refusals(deps: BillingDeps, due: list[SessionBill], now: dt.datetime)
             bill.entry = applied_entry(bill, bill.marker)
         elif wallet is None:
             _wallet_missing(bill, now)
+        elif _foreign_debits(wallet, ours) and not bill.request.final_attempt:
+            bill.error = TransientError("wallet has another attempt's debit in flight; retrying before refusing")
         else:
             bill.entry = rejected_entry(bill, INSUFFICIENT_FUNDS, now)
+
+
+def _foreign_debits(wallet: Mapping[str, Any], ours: set[str]) -> bool:
+    """Whether the wallet holds markers of entries this pass does not bill (in flight elsewhere)."""
+    return any(marker.get("entry") not in ours for marker in wallet.get("pending") or [])
 
 
 def _wallet_missing(bill: SessionBill, now: dt.datetime) -> None:

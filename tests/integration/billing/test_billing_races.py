@@ -18,6 +18,7 @@ from chalicelib.billing.repository import INDEXES, BillingRepository, MarkerChan
 from chalicelib.billing.service import BillingDeps, BillingPolicy
 from chalicelib.contracts.errors import ValidationError
 from chalicelib.contracts.events import PAYMENT_COMPLETED, PAYMENT_FAILED, USER_REGISTERED, parse_event
+from chalicelib.events.consumer import TransientError
 from chalicelib.events.publisher import RecordingPublisher
 from chalicelib.store import ensure_indexes
 from tests.concurrency import run_concurrently
@@ -225,3 +226,18 @@ def test_concurrent_credit_notes_never_exceed_the_invoice_total(db, settings, ba
     assert sum(isinstance(o, ValidationError) for o in outcomes) == 3
     wallet = db.wallets.find_one({})
     assert (wallet["balanceCents"], wallet["pending"]) == (5000 - 1040 + credited, [])
+
+
+def test_a_refusal_while_another_attempts_debit_is_in_flight_is_retried_not_stored_as_unpaid(db, base):
+    # Another Lambda's debit (a late twin's, which may still be undone) holds the balance down.
+    wallet = SEED["userId"]
+    db.wallets.update_one({"_id": wallet}, {"$set": {"balanceCents": 100}, "$push": {"pending": {
+        "entry": f"{wallet}:another-session", "debit": "d-elsewhere", "cents": -4900, "at": T1}}})
+    event = parse_event("SESSION_ENDED", SEED)
+    with pytest.raises(TransientError, match="in flight"):
+        service.bill_session(base, event)
+    entry_id = f"{wallet}:{SEED['sessionId']}"
+    assert db.ledger.find_one({"_id": entry_id}) is None, "nothing decided while the other debit may be undone"
+    outcome = service.bill_session(base, event, final_attempt=True)
+    assert outcome["payment"] == "FAILED"
+    assert db.ledger.find_one({"_id": entry_id})["reason"] == "INSUFFICIENT_FUNDS"
