@@ -21,6 +21,7 @@ from chalicelib.billing.policy import INVOICE_NAMESPACE, BillingDeps
 from chalicelib.billing.tariffs import from_cents, round_cents, to_cents
 from chalicelib.billing.wallets import credit_once
 from chalicelib.contracts.errors import NotFound, ValidationError
+from chalicelib.events.consumer import TransientError
 
 
 def issue_credit_note(deps: BillingDeps, invoice_id: str, *, amount: Decimal, reason: str,
@@ -29,6 +30,8 @@ def issue_credit_note(deps: BillingDeps, invoice_id: str, *, amount: Decimal, re
     invoice = deps.repo.invoice(invoice_id)
     if invoice is None:
         raise NotFound("No such invoice.")
+    if "payment" not in invoice:  # still being billed: whether to refund is not decided yet
+        raise TransientError("The invoice is still being settled; issue the credit note again shortly.")
     note_id = str(uuid.uuid5(INVOICE_NAMESPACE, f"credit:{invoice_id}:{key}"))
     note = deps.repo.credit_note(note_id)
     if note is None:

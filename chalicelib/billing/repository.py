@@ -247,8 +247,10 @@ class BillingRepository:
                 try:
                     self.db[INVOICE_CREDITS].update_one(query, update, upsert=True)
                     return cents
-                except DuplicateKeyError:
-                    pass
+                except DuplicateKeyError:  # MongoDB: two first notes upserted at once; retry the guard on the document
+                    # (the embedded server serialises the two upserts, so this path is not reproducible there)
+                    if self.db[INVOICE_CREDITS].update_one(query, update).modified_count:
+                        return cents
             doc = self.db[INVOICE_CREDITS].find_one({"_id": invoice_id}) or {}
         return next((int(n["cents"]) for n in doc.get("notes", []) if n["id"] == note_id), None)
 

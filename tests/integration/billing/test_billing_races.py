@@ -241,3 +241,12 @@ def test_a_refusal_while_another_attempts_debit_is_in_flight_is_retried_not_stor
     outcome = service.bill_session(base, event, final_attempt=True)
     assert outcome["payment"] == "FAILED"
     assert db.ledger.find_one({"_id": entry_id})["reason"] == "INSUFFICIENT_FUNDS"
+
+
+def test_a_credit_note_on_an_invoice_still_being_billed_is_retried_not_issued_unrefunded(db, base):
+    invoice_id = service.invoice_id_for(SEED["sessionId"])
+    db.invoices.insert_one({"_id": invoice_id, "sessionId": SEED["sessionId"], "userId": SEED["userId"],
+                            "status": "OPEN", "totalCents": 1040, "currency": "EUR"})  # stored, not settled
+    with pytest.raises(TransientError, match="still being settled"):
+        service.issue_credit_note(base, invoice_id, amount=Decimal("1.00"), reason="goodwill", key="a")
+    assert db.credit_notes.count_documents({}) == 0 and db.invoice_credits.count_documents({}) == 0
