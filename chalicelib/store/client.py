@@ -1,7 +1,10 @@
 """One ``MongoClient`` per process, built lazily on first use.
 
 Lambda keeps the process warm between invocations, so the connection pool is
-reused; importing this module touches nothing.
+reused; importing this module touches nothing. Writes are acknowledged by a majority
+(``w="majority"``, unless the URI says otherwise): a write acknowledged by a primary
+alone can be rolled back at a failover, after its events went out, and then a
+redelivery could reuse an invoice number that was already published.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def get_client(settings: Settings) -> MongoClient:
                 socketTimeoutMS=max(settings.mongodb_timeout_ms * 6, 30000),
                 tz_aware=True,
                 appname=f"{settings.app_name}-{settings.stage}",
+                **({} if "w=" in uri else {"w": "majority"}),
             )
             _clients[uri] = client
         return client
