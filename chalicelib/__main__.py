@@ -9,7 +9,6 @@ Lambdas run.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -24,7 +23,6 @@ from chalicelib.store.errors import StoreError
 UNAVAILABLE = (StoreError, BotoCoreError, ClientError)
 
 STATE_FILE = Path(__file__).resolve().parents[1] / ".local" / "devstack.json"
-COMMAND_MODULES = ("chalicelib.ocm.cli", "chalicelib.dlq.cli")
 
 
 def _use_running_local_stack() -> None:
@@ -47,13 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     settings_cmd.set_defaults(func=_print_settings)
     indexes_cmd = sub.add_parser("indexes", help="create every collection index (idempotent; run at deploy)")
     indexes_cmd.set_defaults(func=_ensure_indexes)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not name.startswith(exc.name):
-                raise
-            continue
+    from chalicelib.dlq import cli as dlq_cli
+    from chalicelib.ocm import cli as ocm_cli
+
+    for module in (ocm_cli, dlq_cli):
         module.register(sub)
     return parser
 

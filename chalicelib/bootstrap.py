@@ -8,7 +8,6 @@ starts reuse it); nothing here runs at import time.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import threading
 from collections.abc import Callable
 from functools import cache, lru_cache
@@ -89,11 +88,12 @@ def _publisher_for(bus_name: str):
 
 def all_index_specs() -> list:
     """Every domain's index declarations, for ``ensure_indexes`` at deploy/start."""
-    specs: list = []
-    for module in ("chalicelib.auth.repository", "chalicelib.billing.repository", "chalicelib.ocm.repository",
-                   "chalicelib.dlq.repository"):
-        specs.extend(importlib.import_module(module).INDEXES)
-    return specs
+    from chalicelib.auth import repository as auth
+    from chalicelib.billing import repository as billing
+    from chalicelib.dlq import repository as dlq
+    from chalicelib.ocm import repository as ocm
+
+    return [*auth.INDEXES, *billing.INDEXES, *ocm.INDEXES, *dlq.INDEXES]
 
 
 def reset() -> None:

@@ -34,13 +34,21 @@ def _runtime_distributions() -> set[str]:
 
 
 def _imports(path: Path) -> list[tuple[str, ast.AST]]:
-    """(top-level module, node) for every absolute import in the file."""
+    """(top-level module, node) for every absolute import in the file, ``importlib.import_module("x")`` too.
+
+    A dynamic import whose name is not a string literal cannot be checked, so it is reported as ``?``.
+    """
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found += [(alias.name.split(".")[0], node) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.module.split(".")[0], node))
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) in {"importlib.import_module", "import_module",
+                                                                       "__import__"}:
+            first = node.args[0] if node.args else None
+            literal = isinstance(first, ast.Constant) and isinstance(first.value, str)
+            found.append((first.value.split(".")[0] if literal else "?", node))
     return found
 
 
@@ -49,11 +57,18 @@ def _packaged_files() -> list[Path]:
 
 
 def _local_stage_block_lines(tree: ast.Module) -> set[int]:
-    """Lines of ``if _STAGE == "local":`` blocks in app.py: never executed in a packaged stage."""
+    """Lines of the body (not the ``else``) of app.py's top-level ``if _STAGE == "local" ...:``.
+
+    Only a test that starts with exactly ``_STAGE == "local"`` counts: that body never runs in
+    a packaged stage (Chalice sets each stage's ``JUCR_STAGE`` when it loads the app).
+    """
     lines: set[int] = set()
     for node in tree.body:
-        if isinstance(node, ast.If) and "_STAGE" in ast.unparse(node.test) and "'local'" in ast.unparse(node.test):
-            lines |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        test = node.test if isinstance(node, ast.If) else None
+        first = test.values[0] if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else test
+        if first is not None and ast.unparse(first) == "_STAGE == 'local'":
+            for statement in node.body:
+                lines |= set(range(statement.lineno, (statement.end_lineno or statement.lineno) + 1))
     return lines
 
 
@@ -76,8 +91,21 @@ def test_every_import_of_the_package_resolves_inside_it_or_to_a_runtime_requirem
 
 def test_the_boundary_check_catches_a_lazy_import_of_the_deploy_step(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("def f():\n    from appsync.infra import Infra\n    return Infra\n")
-    assert [module for module, _ in _imports(source)] == ["appsync"]
+    source.write_text("import importlib\ndef f(name):\n    from appsync.infra import Infra\n"
+                      "    importlib.import_module('devstack.run')\n    return importlib.import_module(name)\n")
+    assert [module for module, _ in _imports(source)] == ["importlib", "appsync", "devstack", "?"]
+
+
+def test_only_the_body_of_an_exact_local_stage_test_is_exempt():
+    tree = ast.parse("if _STAGE != 'local':\n    import a\nif _STAGE == 'local' and x:\n    import b\n"
+                     "else:\n    import c\n")
+    assert _local_stage_block_lines(tree) == {4}
+
+
+def test_every_stage_names_its_stage_so_no_packaged_stage_is_local():
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    for stage, settings in config["stages"].items():
+        assert settings.get("environment_variables", {}).get("JUCR_STAGE") == stage
 
 
 def _project_graph() -> dict[str, set[str]]:
