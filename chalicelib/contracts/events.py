@@ -185,17 +185,18 @@ def parse_event(event_type: str | None, detail: Any) -> Event:
     declared = detail.get("eventType")
     kind = event_type or declared
     if kind not in EVENT_SCHEMAS:
-        raise ValidationError(f"Invalid event: unknown event type {kind!r}", details={"eventType": "unknown"})
+        # The sender's value is not repeated: it may be anything, of any length.
+        raise ValidationError("Invalid event: eventType: unknown event type", details={"eventType": "unknown"})
     if declared is not None and declared != kind:
         raise ValidationError(
-            f"Invalid event: eventType {declared!r} does not match detail-type {kind!r}",
+            f"Invalid event: eventType does not match the detail-type {kind}",
             details={"eventType": "mismatch"},
         )
     version = detail.get("schemaVersion", 1)
     versions = EVENT_SCHEMAS[kind]
     if isinstance(version, bool) or not isinstance(version, int) or version not in versions:
         raise ValidationError(
-            f"Invalid event: schemaVersion: unsupported version {version!r} of {kind} "
+            f"Invalid event: schemaVersion: unsupported version of {kind} "
             f"(supported: {sorted(versions)})",
             details={"schemaVersion": "unsupported"},
         )
