@@ -8,71 +8,18 @@ from decimal import Decimal
 from functools import partial
 
 import pytest
-from pymongo import MongoClient, monitoring
 
 from chalicelib.billing import service
-from chalicelib.billing.repository import INDEXES, BillingRepository
-from chalicelib.billing.service import STEPS, BillingDeps, BillingPolicy, SessionRequest, WalletNotOpen
+from chalicelib.billing.service import STEPS, WalletNotOpen
 from chalicelib.contracts.errors import NotFound, ValidationError
 from chalicelib.contracts.events import (
     INVOICE_GENERATED,
     PAYMENT_COMPLETED,
     PAYMENT_FAILED,
-    USER_REGISTERED,
-    derived_event_id,
-    parse_event,
 )
-from chalicelib.events.consumer import PermanentError, TransientError
-from chalicelib.events.publisher import RecordingPublisher
-from chalicelib.store import ensure_indexes
+from chalicelib.events.consumer import TransientError
 from tests.concurrency import run_concurrently
-
-SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
-        "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
-        "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z"}
-NOW = dt.datetime(2026, 2, 21, 14, 31, 5, 123456, tzinfo=dt.UTC)
-
-
-class Crash(Exception):
-    """Stands in for the Lambda being killed."""
-
-
-@pytest.fixture
-def deps(db, settings):
-    ensure_indexes(db, INDEXES)
-    return BillingDeps(repo=BillingRepository(db), publisher=RecordingPublisher(clock=lambda: NOW),
-                       clock=lambda: NOW, policy=BillingPolicy.from_settings(settings))
-
-
-def session(**changes) -> object:
-    return parse_event("SESSION_ENDED", {**SEED, **changes})
-
-
-def open_wallet(deps, user_id=SEED["userId"]):
-    return service.open_wallet(deps, parse_event(USER_REGISTERED, {"userId": user_id,
-                                                                   "registeredAt": "2026-02-20T10:00:00Z"}))
-
-
-def assert_billed_once(db, deps, balance_cents=5000 - 1040):
-    invoices = list(db.invoices.find({"sessionId": SEED["sessionId"]}))
-    assert len(invoices) == 1
-    invoice = invoices[0]
-    assert (invoice["status"], invoice["totalCents"], invoice["number"]) == ("PAID", 1040, "INV-2026-000001")
-    debits = list(db.ledger.find({"sessionId": SEED["sessionId"]}))
-    assert [(d["amountCents"], d["status"]) for d in debits] == [(-1040, "APPLIED")]
-    assert invoice["payment"]["debitId"] == debits[0]["debitId"], "the invoice names the debit the ledger counts"
-    wallet = db.wallets.find_one({"_id": SEED["userId"]})
-    assert wallet["balanceCents"] == balance_cents
-    assert wallet["pending"] == [], "no debit left in flight"
-    applied = sum(e["amountCents"] for e in db.ledger.find({"walletId": SEED["userId"], "status": "APPLIED"}))
-    assert applied == wallet["balanceCents"], "the balance must equal the sum of applied ledger entries"
-    published = deps.publisher.published
-    ids = {(e["eventType"], e["eventId"]) for e in published}
-    assert ids == {(INVOICE_GENERATED, derived_event_id(INVOICE_GENERATED, SEED["sessionId"])),
-                   (PAYMENT_COMPLETED, derived_event_id(PAYMENT_COMPLETED, SEED["sessionId"]))}
-    by_id: dict[str, dict] = {}
-    for event in published:  # a duplicate is allowed only as the very same event
-        assert by_id.setdefault(event["eventId"], event) == event
+from tests.integration.billing.sessions import NOW, SEED, Crash, assert_billed_once, open_wallet, session
 
 
 def test_seed_session_is_billed_with_the_default_tariff(db, deps):
@@ -307,111 +254,3 @@ def test_a_debit_that_died_before_its_ledger_entry_is_counted_once_and_the_walle
     assert wallet["pending"] == [], "the wallet document does not grow with the sessions it paid"
     applied = sum(e["amountCents"] for e in db.ledger.find({"walletId": SEED["userId"], "status": "APPLIED"}))
     assert applied == wallet["balanceCents"]
-
-
-def test_a_reused_session_id_with_another_user_is_a_permanent_failure(db, deps):
-    other = str(uuid.uuid4())
-    open_wallet(deps)
-    open_wallet(deps, other)
-    first = service.bill_session(deps, session())
-    with pytest.raises(PermanentError, match="re-used sessionId"):
-        service.bill_session(deps, session(userId=other))
-    assert db.invoices.count_documents({}) == 1 and db.invoices.find_one({})["_id"] == first["invoiceId"]
-    assert db.wallets.find_one({"_id": other})["balanceCents"] == 5000
-    assert db.ledger.count_documents({"walletId": other, "kind": "DEBIT"}) == 0
-    # the same in one batch: the first delivery is billed, the other user's is refused on its own
-    fresh = str(uuid.uuid4())
-    outcomes = service.bill_sessions(deps, [SessionRequest(session(sessionId=fresh)),
-                                            SessionRequest(session(sessionId=fresh, userId=other))])
-    assert outcomes[0]["payment"] == "COMPLETED" and isinstance(outcomes[1], PermanentError)
-    assert db.wallets.find_one({"_id": other})["balanceCents"] == 5000
-
-
-def test_a_batch_bills_each_session_with_its_own_outcome(db, deps):
-    open_wallet(deps)
-    poor, rich = str(uuid.uuid4()), str(uuid.uuid4())
-    open_wallet(deps, poor)
-    db.wallets.update_one({"_id": poor}, {"$set": {"balanceCents": 100}})
-    done = session(sessionId=str(uuid.uuid4()))
-    service.bill_session(deps, done)
-    new = session(sessionId=str(uuid.uuid4()))
-    requests = [SessionRequest(new), SessionRequest(new),  # a duplicate inside the batch
-                SessionRequest(done),  # billed before: resumes, publishes nothing new
-                SessionRequest(session(sessionId=str(uuid.uuid4()), userId=poor)),  # not covered
-                SessionRequest(session(sessionId=str(uuid.uuid4()), userId=rich)),  # no wallet yet
-                SessionRequest(session(sessionId=str(uuid.uuid4()), userId=rich), final_attempt=True)]
-    outcomes = service.bill_sessions(deps, requests)
-    assert outcomes[0] == outcomes[1] and outcomes[0]["payment"] == "COMPLETED"
-    assert outcomes[2]["payment"] == "COMPLETED"
-    assert (outcomes[3]["status"], outcomes[3]["payment"]) == ("OPEN", "FAILED")
-    assert isinstance(outcomes[4], WalletNotOpen)
-    assert outcomes[5]["payment"] == "FAILED"
-    assert db.wallets.find_one({"_id": SEED["userId"]})["balanceCents"] == 5000 - 2 * 1040
-    assert db.wallets.find_one({"_id": poor})["balanceCents"] == 100
-    assert len(deps.publisher.of_type(INVOICE_GENERATED)) == 4, "one per newly settled session, none for the rest"
-    numbers = sorted(i["number"] for i in db.invoices.find({}))
-    assert numbers == [f"INV-2026-{n:06d}" for n in range(1, 6)], "one block per batch, no number burnt"
-
-
-@pytest.mark.parametrize("step", STEPS)
-def test_a_batch_crashed_after_each_step_then_redelivered_bills_exactly_once(db, deps, step):
-    users = [str(uuid.uuid4()) for _ in range(3)]
-    for user in users:
-        open_wallet(deps, user)
-    requests = [SessionRequest(session(sessionId=str(uuid.uuid4()), userId=users[i % 3], energyKwh=40))
-                for i in range(9)]  # 18.56 each: two fit in 50.00, the third of each wallet is refused
-
-    def crash_at(name: str) -> None:
-        if name == step:
-            raise Crash(name)
-
-    deps.checkpoint = crash_at
-    assert all(isinstance(o, Crash) for o in service.bill_sessions(deps, requests))
-    deps.checkpoint = lambda name: None
-    again = service.bill_sessions(deps, requests)
-    assert not [o for o in again if isinstance(o, Exception)]
-    assert sorted(o["payment"] for o in again) == ["COMPLETED"] * 6 + ["FAILED"] * 3
-    for user in users:
-        wallet = db.wallets.find_one({"_id": user})
-        assert (wallet["balanceCents"], wallet["pending"]) == (5000 - 2 * 1856, [])
-        entries = list(db.ledger.find({"walletId": user, "kind": "DEBIT"}))
-        assert sorted(e["status"] for e in entries) == ["APPLIED", "APPLIED", "REJECTED"]
-    assert db.invoices.count_documents({"status": "PAID"}) == 6
-    assert len({e["eventId"] for e in deps.publisher.published}) == 18
-
-
-class CountingListener(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event) -> None:
-        if event.command_name not in {"endSessions", "hello", "isMaster", "ismaster"}:
-            self.commands.append(event.command_name)
-
-    def succeeded(self, event) -> None:
-        pass
-
-    def failed(self, event) -> None:
-        pass
-
-
-def test_a_batch_of_ten_new_sessions_costs_nine_store_round_trips_and_its_redelivery_two(db, deps, settings):
-    users = [str(uuid.uuid4()) for _ in range(4)]
-    for user in users:
-        open_wallet(deps, user)
-    listener = CountingListener()
-    client = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[listener])
-    counted = BillingDeps(repo=BillingRepository(client[settings.mongodb_db]), publisher=deps.publisher,
-                          clock=deps.clock, policy=deps.policy)
-    requests = [SessionRequest(session(sessionId=str(uuid.uuid4()), userId=users[i % 4])) for i in range(10)]
-    try:
-        assert all(o["payment"] == "COMPLETED" for o in service.bill_sessions(counted, requests))
-        first = list(listener.commands)
-        listener.commands.clear()
-        service.bill_sessions(counted, requests)
-        again = list(listener.commands)
-    finally:
-        client.close()
-    # read invoices, tariffs, counter, insert invoices, debit, insert ledger, settle, clear markers, mark
-    assert len(first) == 9, first
-    assert again == ["find", "find"], "invoices, then wallets (for a debit nobody counts)"
