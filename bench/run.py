@@ -1,4 +1,4 @@
-"""``make bench``: run every benchmark and rewrite the README's performance table.
+"""``make bench``: run every benchmark and rewrite the performance table in docs/performance.md.
 
 Each benchmark runs as a subprocess (a fresh interpreter, its own embedded MongoDB
 or local stack) and prints JSON, which is parsed here: the OCM sync at 100,000
@@ -6,7 +6,7 @@ records, billing through the real handler, the authorizer, the embedded store at
 100,000 stations, the package (zip size, each function's init under the Lambda
 emulator) and put-to-subscription latency. Added here: the ``-X importtime`` cost of
 each Lambda's module chain. The table goes between ``<!-- bench:start -->`` and
-``<!-- bench:end -->`` in README.md; nothing else in the README is touched.
+``<!-- bench:end -->`` in docs/performance.md; nothing else in that page is touched.
 
 Run: ``.venv/bin/python -m bench.run [--quick] [--no-readme]``.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+TABLE_PAGE = ROOT / "docs" / "performance.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 LAMBDA_MODULES = ("app", "chalicelib.auth.entry", "chalicelib.billing.entry", "chalicelib.ocm.entry",
                   "chalicelib.dlq.entry")
@@ -197,19 +197,19 @@ def render(rows: list[Row], meta: str) -> str:
 
 
 def rewrite_readme(block: str) -> bool:
-    text = README.read_text()
+    text = TABLE_PAGE.read_text()
     # The markers count only on a line of their own (prose may mention them).
     pattern = re.compile(rf"^{re.escape(START)}$.*?^{re.escape(END)}$", re.S | re.M)
     if not pattern.search(text):
         return False
-    README.write_text(pattern.sub(lambda _: block, text, count=1))
+    TABLE_PAGE.write_text(pattern.sub(lambda _: block, text, count=1))
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    parser.add_argument("--no-readme", action="store_true", help="print the table, leave README.md alone")
+    parser.add_argument("--no-readme", action="store_true", help="print the table, leave docs/performance.md alone")
     args = parser.parse_args(argv)
     tokens, events, records, stations, sessions, runs = ((300, 60, 5000, 5000, 20, 1) if args.quick else
                                                           (2000, 300, 100000, 100000, 200, 3))
@@ -237,12 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     meta = (f"Measured by `make bench` on {dt.datetime.now(dt.UTC):%Y-%m-%d} ({platform.machine()}, {os.cpu_count()} "
             f"CPUs, Python {platform.python_version()}; a shared machine, so read ratios and counts more than "
             f"times) in {time.monotonic() - started:.0f} s. Chaos run (faults on): see 'Proof under load and "
-            "faults' in README.md.")
+            "faults' in docs/performance.md.")
     block = render(rows, meta)
     print(block)
     if not args.no_readme:
-        print("[bench] README.md table rewritten" if rewrite_readme(block) else
-              "[bench] README.md has no bench markers; table printed only")
+        print("[bench] docs/performance.md table rewritten" if rewrite_readme(block) else
+              "[bench] docs/performance.md has no bench markers; table printed only")
     return 0
 
 
