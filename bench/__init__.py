@@ -1,1 +1,1 @@
-"""Benchmarks and the chaos run: `make bench`, `make chaos` (see "Proof under load and faults" in README.md)."""
+"""Benchmarks and the chaos run: `make bench`, `make chaos` (see docs/performance.md)."""

@@ -41,7 +41,7 @@ from chalicelib.store import ensure_indexes  # noqa: E402
 from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
 
 # The design this replaced (leases, unique-insert claims, a window of applied ids on FerretDB 1.24),
-# as measured by this bench and kept in the README's Performance table.
+# as measured by this bench and kept in the Performance table of docs/performance.md.
 BEFORE = {"billed_per_second": 68.4, "store_round_trips_per_event": 21.0}
 TARGET = {"max_round_trips_per_first_delivery": 6, "min_billed_per_second": 5 * BEFORE["billed_per_second"]}
 NOT_ROUND_TRIPS = {"endSessions", "hello", "isMaster", "ismaster"}

@@ -2,7 +2,7 @@
 
 Run: ``make chaos`` or ``.venv/bin/python -m bench.chaos [--users 200] [--events 10000]
 [--duplicate-share 0.3] [--poison-share 0.02] [--crash-rate 0.01] [--outage-seconds 8] [--rate 25]
-[--max-backlog 100] [--seed 7]``. The defaults are the issue's size; see README "Proof under load
+[--max-backlog 100] [--seed 7]``. The defaults are a 10,000-delivery run; see docs/performance.md "Proof under load
 and faults" for the latest numbers and how long it takes. Puts are capped at ``--rate`` and held
 while moto's billing queue holds more than ``--max-backlog`` messages (see ``put_all``).
 

@@ -19,7 +19,7 @@ Where keys come from, first match wins:
 Rotation: ``JWT_PREVIOUS_PUBLIC_KEYS`` (one or more PEM public keys, concatenated)
 are accepted for verification beside the current key, chosen by the token's
 ``kid``. A new signing key can then go live without signing everybody out: the
-tokens of the old key keep working until they expire (README "Rotating the
+tokens of the old key keep working until they expire (docs/auth.md "Rotating the
 signing key").
 """
 

@@ -1,7 +1,7 @@
 """Store round trips per sign-in and per refresh, counted by the driver's command monitor.
 
 Each one is a network hop from the resolver Lambda; the numbers here are what the
-README states, so a change that adds a hop has to change both.
+docs/auth.md states, so a change that adds a hop has to change both.
 """
 
 from __future__ import annotations
