@@ -201,7 +201,7 @@ def run(args: argparse.Namespace, uri: str, store: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=100000, help="size of the synthetic feed (the issue's size)")
+    parser.add_argument("--records", type=int, default=100000, help="size of the synthetic feed")
     parser.add_argument("--memory-sizes", type=lambda v: [int(s) for s in v.split(",") if s], default=[10000],
                         help="more sizes for the peak-memory comparison (the --records run is always one)")
     parser.add_argument("--change-set", type=int, default=1000)

@@ -148,7 +148,7 @@ class Settings:
     bcrypt_cost: int = _setting("BCRYPT_COST", "12", _int_range(4, 16))
     login_max_failures: int = _setting("LOGIN_MAX_FAILURES", "5", _int_range(1, 100))
     login_lock_seconds: int = _setting("LOGIN_LOCK_SECONDS", "900", _int_range(1, 86400))
-    # --- auth (issue 4): authorizer deny-list and cache cap, see chalicelib/auth/authorizer.py ---
+    # --- auth: authorizer deny-list and cache cap, see chalicelib/auth/authorizer.py ---
     # Comma-separated "userId" (refuse every token) or "userId:N" (refuse tokens with ver < N).
     jwt_revoked_users: str = _setting("JWT_REVOKED_USERS", "")
     # Upper bound for the authorizer's ttlOverride (AppSync caches a verdict at most this long).
@@ -168,11 +168,11 @@ class Settings:
     max_receive_count: int = _setting("SQS_MAX_RECEIVE_COUNT", "5", _int_range(1, 20))
     redrive_limit: int = _setting("DLQ_REDRIVE_LIMIT", "3", _int_range(0, 10))
     billing_latency_slo_ms: int = _setting("BILLING_LATENCY_SLO_MS", "5000", _int_range(100, 600000))
-    # --- billing (issue 5): SQS visibility back-off of chalicelib/events/consumer.py ---
+    # --- billing: SQS visibility back-off of chalicelib/events/consumer.py ---
     # A transiently failed record becomes visible again after min(cap, base * 2**(receiveCount-1)) seconds.
     sqs_backoff_base_seconds: int = _setting("SQS_BACKOFF_BASE_SECONDS", "2", _int_range(0, 900))
     sqs_backoff_cap_seconds: int = _setting("SQS_BACKOFF_CAP_SECONDS", "300", _int_range(0, 43200))
-    # --- dlq (issue 7): reconciler re-drive delay and alarm thresholds, see chalicelib/dlq, appsync/alarms.py ---
+    # --- dlq: reconciler re-drive delay and alarm thresholds, see chalicelib/dlq, appsync/alarms.py ---
     # First re-drive waits this long (SQS DelaySeconds), doubling per re-drive, capped at 900 s by SQS.
     dlq_redrive_delay_seconds: int = _setting("DLQ_REDRIVE_DELAY_SECONDS", "30", _int_range(0, 900))
     # Alarm when the oldest message of a dead-letter queue is older than this.
