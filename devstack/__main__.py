@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from devstack.run import PROJECT_ROOT, main
 
@@ -18,8 +19,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--realtime-tls-cert", default=os.environ.get("LOCAL_REALTIME_TLS_CERT"))  # PEM: wss://
     parser.add_argument("--realtime-tls-key", default=os.environ.get("LOCAL_REALTIME_TLS_KEY"))
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".local" / "devstack"))
+    parser.add_argument("--log-format", choices=("json", "pretty"), default=os.environ.get("LOCAL_LOG_FORMAT", "json"),
+                        help="json (default): one JSON object per line; pretty: one short line each, for reading")
     return parser.parse_args(argv)
 
 
+def run(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.log_format == "pretty":
+        from devstack.log_format import run_pretty
 
-raise SystemExit(main(parse_args(None)))
+        return run_pretty(argv)
+    return main(args)
+
+
+raise SystemExit(run(sys.argv[1:]))

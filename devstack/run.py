@@ -24,10 +24,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devstack import package_mode
+from devstack import package_mode, preflight
+from devstack.log_format import WholeLines
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = PROJECT_ROOT / ".local" / "devstack.json"
+PREFLIGHT_FAILED = 2  # a start-up check failed: nothing was started (1: a start or a child failed)
 
 # Defaults for the local stage; anything already in the environment wins.
 LOCAL_DEFAULTS = {
@@ -55,9 +57,13 @@ def _say(message: str) -> None:
     print(f"[devstack] {message}", flush=True)
 
 
-def _wait_http(url: str, timeout: float, method: str = "GET", body: bytes | None = None) -> None:
+def _wait_http(url: str, timeout: float, method: str = "GET", body: bytes | None = None,
+               proc: subprocess.Popen | None = None) -> None:
+    """Wait for ``url`` to answer; ``proc`` exiting first is a failure, since then someone else answered."""
     deadline = time.monotonic() + timeout
     while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{Path(str(proc.args[0])).name} exited before {url} answered")
         try:
             req = urllib.request.Request(url, data=body, method=method,  # noqa: S310 - loopback only
                                          headers={"Content-Type": "application/json"})
@@ -101,7 +107,7 @@ class Stack:
                                  str(self.args.moto_port)], stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.children.append(("moto_server", proc))
-        _wait_http(f"{url}/moto-api/", 30)
+        _wait_http(f"{url}/moto-api/", 30, proc=proc)
         _say(f"AWS stand-in (moto_server): {url}")
         return url
 
@@ -126,7 +132,7 @@ class Stack:
                                 start_new_session=True)
         self.children.append(("chalice local", proc))
         url = f"http://127.0.0.1:{self.args.http_port}"
-        _wait_http(f"{url}/graphql", 60, "POST", b'{"query":"{ __typename }"}')
+        _wait_http(f"{url}/graphql", 60, "POST", b'{"query":"{ __typename }"}', proc=proc)
         return url
 
     # -- wiring --------------------------------------------------------------
@@ -171,37 +177,21 @@ class Stack:
                              infra.queue_arn(spec.short), handler, _emit, settings.aws_region, backoff_base=base)
             pump.start()
             self.pumps.append(pump)
-        _say(f"event pumps: {', '.join(p.spec.short + '->' + str(p.spec.consumer) for p in self.pumps)}")
+        _say(f"event pumps: {', '.join(f'{p.spec.short}->{p.spec.consumer}' for p in self.pumps if p.spec.consumer)}")
 
     def start_schedule(self) -> None:
-        interval = os.environ.get("LOCAL_OCM_SYNC_INTERVAL", "300")
         import app as chalice_app
+        from devstack import schedule
 
         handler = package_mode.handler(self.functions, "ocm_sync", getattr(chalice_app, "ocm_sync", None))
-        if interval == "off" or handler is None:
-            _say("schedule: OCM sync off")
-            return
-        seconds = float(interval)
-        thread = threading.Thread(target=self._schedule_loop, args=(handler, seconds), name="schedule", daemon=True)
-        thread.start()
-        _say(f"schedule: OCM sync now and every {seconds:g}s (LOCAL_OCM_SYNC_INTERVAL)")
+        schedule.start(handler, os.environ.get("LOCAL_OCM_SYNC_INTERVAL", "300"), self.stop_event, _emit, _say)
 
-    def _schedule_loop(self, handler, seconds: float) -> None:
-        from devstack.lambda_context import LocalLambdaContext
+    def start_bus_log(self) -> None:
+        from chalicelib import bootstrap
+        from devstack import bus_log
 
-        while not self.stop_event.is_set():
-            event = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
-                     "account": "000000000000",
-                     "time": dt.datetime.now(dt.timezone.utc).isoformat(), "region": "local", "resources": [],
-                     "detail": {}}
-            started = time.monotonic()
-            try:
-                result = handler(event, LocalLambdaContext(function_name="ocm_sync", timeout_seconds=300))
-                _emit({"schedule": "ocm_sync", "outcome": "ok", "result": result,
-                       "seconds": round(time.monotonic() - started, 2)})
-            except Exception as exc:
-                _emit({"schedule": "ocm_sync", "outcome": "error", "error": type(exc).__name__})
-            self.stop_event.wait(seconds)
+        self.pumps.append(bus_log.start(bootstrap.aws_client, bootstrap.settings(), _emit))
+        _say("bus log: one line per event on the bus (a catch-all rule and its queue)")
 
     def start_realtime(self) -> None:
         from devstack import realtime_stack
@@ -235,6 +225,7 @@ class Stack:
 
         os.environ["LOCAL_REALTIME_URL"] = realtime_stack.url(self.args)  # GraphiQL (in chalice local) needs it
         http_url = self.start_chalice()
+        self.start_bus_log()  # first, so no event published from here on goes unlogged
         self.start_pumps()
         self.start_realtime()
         self.start_schedule()
@@ -274,6 +265,12 @@ class Stack:
 def main(args: argparse.Namespace) -> int:
     """Run the stack until Ctrl-C, SIGTERM or a child process exits (the options: ``devstack/__main__.py``)."""
     sys.path.insert(0, str(PROJECT_ROOT))
+    sys.stdout = WholeLines(sys.stdout)  # before any logger or thread takes hold of stdout
+    found = preflight.problems(args)
+    if found:  # before anything starts, so nothing is left running and nothing misleads
+        for problem in found:
+            print(f"[devstack] cannot start: {problem}", file=sys.stderr, flush=True)
+        return PREFLIGHT_FAILED
     stack = Stack(args)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -49,6 +49,7 @@ def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps,
     ``runner`` goes to ``run_batch`` (``settings``, ``sqs``, ``clock``: tests and the bench).
     """
     from chalicelib.billing import service
+    from chalicelib.billing.session_state import COMPLETED
     from chalicelib.events.consumer import Delivery, TransientError, run_batch
     from chalicelib.observability.logs import logger
 
@@ -72,7 +73,10 @@ def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps,
         outcome = outcomes.get(delivery.message_id, TransientError("record not billed in this pass; retrying"))
         if isinstance(outcome, Exception):
             raise outcome
-        logger.info("session billed", extra={"sessionId": delivery.detail.get("sessionId"), **outcome})
+        # The payment's result decides the outcome: an unpaid invoice is billed but not settled.
+        record_outcome = "billed" if outcome.get("payment") == COMPLETED else "payment-failed"
+        logger.info("session billed", extra={"recordOutcome": record_outcome,
+                                             "sessionId": delivery.detail.get("sessionId"), **outcome})
 
     return run_batch(event_dict, context, report, source_queue="billing", **runner)
 
@@ -88,7 +92,9 @@ def handle_registrations(event_dict: dict[str, Any], context: Any) -> dict[str, 
     def open_wallet(delivery: Delivery) -> None:
         event = delivery.event(expected=USER_REGISTERED)
         opened = service.open_wallet(deps, event)
-        logger.info("wallet opened" if opened else "wallet already open", extra={"userId": event.payload["userId"]})
+        logger.info("wallet opened" if opened else "wallet already open",
+                    extra={"recordOutcome": "wallet-opened" if opened else "wallet-already-open",
+                           "userId": event.payload["userId"]})
 
     return run_batch(event_dict, context, open_wallet, source_queue="wallets")
 

@@ -16,7 +16,7 @@ from typing import Any
 from chalicelib import bootstrap
 from chalicelib.dlq.letters import DeadLetter
 from chalicelib.dlq.queues import SqsQueues
-from chalicelib.dlq.reconciler import ACTION_METRICS, Reconciler
+from chalicelib.dlq.reconciler import ACTION_METRICS, BILLING_FAILED_ACTION, Reconciler
 from chalicelib.dlq.repository import INDEXES, DeadLetterRepository, MongoInvoiceLookup
 from chalicelib.events.consumer import Delivery, run_batch
 from chalicelib.observability import logger, metrics
@@ -49,6 +49,11 @@ def replay_ports() -> dict[str, Any]:
     }
 
 
+def record_outcome(action: str) -> str:
+    """``compensated`` when BILLING_FAILED was published (the saga's compensation), else the action itself."""
+    return "compensated" if action == BILLING_FAILED_ACTION else action
+
+
 def reconcile(dlq_short_name: str, event_dict: dict[str, Any], context: Any) -> dict[str, Any]:
     """Handle a batch of dead letters from ``dlq_short_name``; partial batch response."""
     reconciler = build_reconciler()
@@ -58,7 +63,8 @@ def reconcile(dlq_short_name: str, event_dict: dict[str, Any], context: Any) -> 
         decision = reconciler.handle(dlq_short_name, letter)
         metrics.add_metric(name=ACTION_METRICS[decision.action], unit=MetricUnit.Count, value=1)
         logger.info("dead letter reconciled", extra={
-            "queue": dlq_short_name, "action": decision.action, "failureClass": decision.failure_class,
+            "recordOutcome": record_outcome(decision.action), "queue": dlq_short_name, "action": decision.action,
+            "failureClass": decision.failure_class,
             "eventType": decision.event_type, "businessKey": decision.business_key, "reason": decision.reason,
         })
 
