@@ -1,8 +1,10 @@
-"""Operator CLI: ``python -m chalicelib <command> ...``; every command prints JSON.
+"""Operator CLI: ``./jucr <command> ...`` (or ``python -m chalicelib`` in the venv); every command prints JSON.
 
-Run from the checkout while ``make run`` is up, it uses that stack (endpoints
-from ``.local/devstack.json``) unless the environment says otherwise; pointed
-at real AWS (``AWS_PROFILE``, no ``AWS_ENDPOINT_URL``) it runs the same code the
+Run from the checkout while ``make run`` is up, it uses that stack: the values
+the stack recorded in ``.local/devstack.json`` (every non-secret setting it runs
+with, and its endpoints) fill every variable the environment leaves unset, so
+``settings`` shows what the stack really runs with. Pointed at real AWS (``JUCR_STAGE=prod``, ``AWS_PROFILE``,
+no ``AWS_ENDPOINT_URL``) it ignores the local stack and runs the same code the
 Lambdas run.
 """
 
@@ -16,34 +18,56 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import cli_exits
 from chalicelib.config import ConfigError, load_settings
 from chalicelib.store.errors import StoreError
 
 # Store or AWS unreachable: a clear JSON error and exit code 5, never a stack trace.
 UNAVAILABLE = (StoreError, BotoCoreError, ClientError)
 
-STATE_FILE = Path(__file__).resolve().parents[1] / ".local" / "devstack.json"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STATE_FILE = PROJECT_ROOT / ".local" / "devstack.json"
 
 
 def _use_running_local_stack() -> None:
-    """Fill unset variables from the running local stack, if there is one."""
-    if os.environ.get("JUCR_NO_LOCAL_STACK") or not STATE_FILE.exists():
+    """Fill unset variables from the running local stack, if there is one.
+
+    ``JUCR_LOCAL_STACK_STATE`` names another stack's ``devstack.json`` (one
+    started with ``--data-dir``); a stage other than ``local`` means the
+    operator aims at AWS, where local endpoints would be wrong.
+    """
+    if os.environ.get("JUCR_NO_LOCAL_STACK") or os.environ.get("JUCR_STAGE", "local") != "local":
         return
-    try:
-        state = json.loads(STATE_FILE.read_text())
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):  # stale or unreadable: no stack is running
+    state = _running_stack_state(Path(os.environ.get("JUCR_LOCAL_STACK_STATE") or STATE_FILE))
+    if state is None:
         return
     for key, value in state.get("env", {}).items():
-        os.environ.setdefault(key, value)
+        os.environ.setdefault(key, str(value))
+
+
+def _running_stack_state(path: Path) -> dict | None:
+    """The state file's content when its process is alive, else ``None`` (stale or unreadable)."""
+    try:
+        state = json.loads(path.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib", description="JUCR operator commands.")
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog=os.environ.get("JUCR_CLI_PROG") or "python -m chalicelib",
+                                     description="JUCR operator commands; every command prints JSON.",
+                                     epilog=cli_exits.epilog(*cli_exits.MEANINGS), formatter_class=raw)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    settings_cmd = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
+    settings_cmd = sub.add_parser("settings", help="print the effective settings (secrets hidden)",
+                                  description="The effective settings (secrets hidden); with `make run` up, "
+                                              "the running stack's values.",
+                                  epilog=cli_exits.epilog(), formatter_class=raw)
     settings_cmd.set_defaults(func=_print_settings)
-    indexes_cmd = sub.add_parser("indexes", help="create every collection index (idempotent; run at deploy)")
+    indexes_cmd = sub.add_parser("indexes", help="create every collection index (idempotent; run at deploy)",
+                                 epilog=cli_exits.epilog(), formatter_class=raw)
     indexes_cmd.set_defaults(func=_ensure_indexes)
     from chalicelib.dlq import cli as dlq_cli
     from chalicelib.ocm import cli as ocm_cli
@@ -55,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _print_settings(args: argparse.Namespace) -> int:
     print(json.dumps(load_settings().redacted(), indent=2))
-    return 0
+    return cli_exits.OK
 
 
 def _ensure_indexes(args: argparse.Namespace) -> int:
@@ -64,7 +88,7 @@ def _ensure_indexes(args: argparse.Namespace) -> int:
 
     names = ensure_indexes(bootstrap.database(), bootstrap.all_index_specs())
     print(json.dumps({"indexes": names}))
-    return 0
+    return cli_exits.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         load_settings()
     except ConfigError as exc:
         print(json.dumps({"error": "ConfigError", "message": str(exc)}), file=sys.stderr)
-        return 2
+        return cli_exits.BAD_INPUT
     try:
         return int(args.func(args) or 0)
     except UNAVAILABLE as exc:
         print(json.dumps({"error": type(exc).__name__, "message": _reason(exc)}), file=sys.stderr)
-        return 5
+        return cli_exits.UNAVAILABLE
 
 
 def _reason(exc: Exception) -> str:

@@ -200,8 +200,13 @@ class Stack:
                                              self.args.realtime_tls_key)
 
     def write_state(self, http_url: str) -> None:
-        keys = ("AWS_ENDPOINT_URL", "MONGODB_URI", "MONGODB_DB", "EVENT_BUS_NAME", "JUCR_STAGE", "JUCR_APP_NAME",
-                "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OCM_API_URL")
+        """Endpoints and every non-secret setting the stack runs with, for the operator CLI and the tests."""
+        from dataclasses import fields
+
+        from chalicelib.config import Settings
+
+        keys = [f.metadata["env"] for f in fields(Settings) if not f.metadata["secret"]]
+        keys += ["MONGODB_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]  # local stand-ins' values only
         state = {"pid": os.getpid(), "graphql": f"{http_url}/graphql",
                  **({"realtime": self.realtime.url} if self.realtime else {}),
                  "env": {k: os.environ[k] for k in keys if k in os.environ}}

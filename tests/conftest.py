@@ -226,7 +226,8 @@ def local_stack(tmp_path_factory) -> LocalStack:
             raise RuntimeError(f"local stack did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
         time.sleep(0.2)
     state = json.loads((data_dir / "devstack.json").read_text())
-    cli_env = dict(env, **state["env"])
+    # The CLI reads this stack's state file, never a developer's own `make run` on the same machine.
+    cli_env = dict(env, **state["env"], JUCR_LOCAL_STACK_STATE=str(data_dir / "devstack.json"))
     stack = LocalStack(f"http://127.0.0.1:{ports['http']}", cli_env, log_path, process, data_dir,
                        realtime_url=state.get("realtime", ""))
     yield stack

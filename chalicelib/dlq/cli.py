@@ -1,7 +1,8 @@
 """``python -m chalicelib dlq list|show|replay|audit``: the on-call engineer's tool.
 
-Every command prints JSON: one object per line for ``list`` and ``audit``, one
-object for ``show`` and a summary (plus one line per message) for ``replay``.
+Every command prints JSON: one object per line for ``list`` and ``audit`` (``[]``
+when nothing matched), one object for ``show`` and a summary (plus one line per
+message) for ``replay``. Exit codes are those of :mod:`chalicelib.cli_exits`.
 ``replay`` is a dry run unless ``--execute`` (or ``--no-dry-run``) is given, and
 asks for confirmation when more than five messages would be sent. It asks
 before it holds anything: the check runs once without a hold (messages go back
@@ -22,12 +23,23 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib import cli_exits
+from chalicelib.contracts.events import EVENT_SCHEMAS
 from chalicelib.dlq.letters import read_body
 from chalicelib.dlq.queues import DLQ_SHORT_NAMES, NotADeadLetterQueue
+from chalicelib.dlq.reconciler import ACTION_METRICS
 from chalicelib.dlq.replay import REPLAY, Candidate, Filters, Replayer, parse_age
 
 CONFIRM_ABOVE = 5
 AUDIT_MAX = 100
+
+# What a replay writes to the audit besides "replay": "skip:" and the verdict of replay.py
+# (tests/unit/foundation/test_cli_options.py checks this list against that module's source).
+SKIP_VERDICTS = ("already-applied", "already-replayed", "invalid", "not-replayable")
+# Every action the audit can hold: the reconciler's decisions, then a replay's.
+AUDIT_ACTIONS = (*ACTION_METRICS, REPLAY, *(f"skip:{verdict}" for verdict in SKIP_VERDICTS))
+EVENT_TYPES = tuple(sorted(EVENT_SCHEMAS))
+_RAW = argparse.RawDescriptionHelpFormatter
 
 
 def _queue(value: str) -> str:
@@ -51,7 +63,9 @@ def _positive(value: str) -> int:
 
 
 def register(subparsers: Any) -> None:
-    dlq = subparsers.add_parser("dlq", help="inspect, replay and audit dead letters")
+    dlq = subparsers.add_parser("dlq", help="inspect, replay and audit dead letters",
+                                epilog=cli_exits.epilog(cli_exits.NOT_CONFIRMED, cli_exits.NOT_FOUND),
+                                formatter_class=_RAW)
     actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
 
     def common(parser: argparse.ArgumentParser, queue_required: bool = True, max_default: int = 10) -> None:
@@ -59,20 +73,24 @@ def register(subparsers: Any) -> None:
                             help=f"dead-letter queue short name: {', '.join(DLQ_SHORT_NAMES)}")
         parser.add_argument("--max", type=_positive, default=max_default,
                             help=f"at most N messages (default {max_default})")
-        parser.add_argument("--event-type", help="only this detail-type, e.g. SESSION_ENDED")
+        parser.add_argument("--event-type", choices=EVENT_TYPES, metavar="TYPE",
+                            help=f"only this detail-type: {', '.join(EVENT_TYPES)}")
         parser.add_argument("--older-than", type=_age, help="only dead for longer than this (30m, 2h, 1d)")
         parser.add_argument("--newer-than", type=_age, help="only dead for less than this (30m, 2h, 1d)")
 
-    listing = actions.add_parser("list", help="messages in the queue and parked letters (JSON lines)")
+    listing = actions.add_parser("list", help="messages in the queue and parked letters (JSON lines, [] if none)",
+                                 epilog=cli_exits.epilog(), formatter_class=_RAW)
     common(listing)
     listing.set_defaults(func=cmd_list)
 
-    show = actions.add_parser("show", help="one dead letter with its body and audit history")
+    show = actions.add_parser("show", help="one dead letter with its body and audit history",
+                              epilog=cli_exits.epilog(cli_exits.NOT_FOUND), formatter_class=_RAW)
     common(show)
     show.add_argument("id", help="message id or dead-letter key (from list/audit)")
     show.set_defaults(func=cmd_show)
 
-    replay = actions.add_parser("replay", help="send dead letters back to their source queue (dry run by default)")
+    replay = actions.add_parser("replay", help="send dead letters back to their source queue (dry run by default)",
+                                epilog=cli_exits.epilog(cli_exits.NOT_CONFIRMED), formatter_class=_RAW)
     common(replay)
     mode = replay.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", dest="execute", action="store_false", default=False, help="only check (default)")
@@ -81,10 +99,11 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--operator", help="who is replaying (default: $USER)")
     replay.set_defaults(func=cmd_replay)
 
-    audit = actions.add_parser("audit", help="reconciler decisions and replays, newest first (JSON lines)")
+    audit = actions.add_parser("audit", help="reconciler decisions and replays, newest first (JSON lines, [] if none)",
+                               epilog=cli_exits.epilog(), formatter_class=_RAW)
     common(audit, queue_required=False, max_default=AUDIT_MAX)
-    audit.add_argument("--action", help="only this action (redriven, billing_failed, billed-events-pending, "
-                                        "already-billed, parked, replay, ...)")
+    audit.add_argument("--action", choices=AUDIT_ACTIONS, metavar="ACTION",
+                       help=f"only this action: {', '.join(AUDIT_ACTIONS)}")
     audit.set_defaults(func=cmd_audit)
 
 
@@ -110,9 +129,8 @@ def _json_default(value: Any) -> Any:
 
 def cmd_list(args: argparse.Namespace) -> int:
     replayer = _replayer(args)
-    for candidate in replayer.candidates(_filters(args)):
-        _print({"queue": args.queue, **candidate.summary()})
-    return 0
+    return cli_exits.print_rows(({"queue": args.queue, **c.summary()} for c in replayer.candidates(_filters(args))),
+                                _print)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -124,13 +142,13 @@ def cmd_show(args: argparse.Namespace) -> int:
                     "body": _body(candidate.letter.body),
                     "history": [r for r in replayer.dead_letters.find(queue=args.queue, limit=500)
                                 if candidate.key in (r["_id"], r.get("replayOf"))]})
-            return 0
+            return cli_exits.OK
     record = replayer.dead_letters.get(wanted)
     if record is None:
         _print({"error": "NotFound", "message": f"no dead letter {wanted!r} in {args.queue} or its audit"})
-        return 1
+        return cli_exits.NOT_FOUND
     _print(record)
-    return 0
+    return cli_exits.OK
 
 
 def _body(text: str) -> Any:
@@ -159,7 +177,7 @@ def cmd_replay(args: argparse.Namespace, ask: Callable[[str], str] = input) -> i
         answer = _confirm(ask, f"Replay {confirmed} messages from {args.queue}? [y/N] ")
         if answer not in ("y", "yes"):
             _print({**summary, "aborted": True, "message": "not confirmed (use --yes to skip the prompt)"})
-            return 1
+            return cli_exits.NOT_CONFIRMED
     # Now take them again, held invisible for as long as the replay loop needs, and re-check.
     candidates = replayer.candidates(_filters(args), hold=True)
     summary = _summary(args, operator, candidates)
@@ -167,7 +185,7 @@ def cmd_replay(args: argparse.Namespace, ask: Callable[[str], str] = input) -> i
         replayer.release(candidates)
         _print({**summary, "aborted": True,
                 "message": f"{summary['toReplay']} would be sent now, {confirmed} were confirmed; run again"})
-        return 1
+        return cli_exits.NOT_CONFIRMED
     replayer.execute(candidates, operator)
     summary["replayed"] = sum(1 for c in candidates if c.result.get("outcome") == "replayed")
     return _report(summary, candidates)
@@ -177,7 +195,7 @@ def _report(summary: dict[str, Any], candidates: list[Candidate]) -> int:
     _print(summary)
     for candidate in candidates:
         _print(candidate.summary())
-    return 0
+    return cli_exits.OK
 
 
 def _confirm(ask: Callable[[str], str], prompt: str) -> str:
@@ -207,7 +225,5 @@ def cmd_audit(args: argparse.Namespace) -> int:
         newer_than=now - args.newer_than if args.newer_than else None,
         older_than=now - args.older_than if args.older_than else None, limit=args.max,
     )
-    for record in records:
-        record.pop("body", None)
-        _print(record)
-    return 0
+    # Bodies may hold PII and are long: `show` is the place to read one.
+    return cli_exits.print_rows(({k: v for k, v in r.items() if k != "body"} for r in records), _print)

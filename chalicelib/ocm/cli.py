@@ -3,9 +3,10 @@
 The worker, run by hand.
 
 Progress goes to stderr while it runs; the OCM_SYNC_COMPLETED payload (also
-published to the bus) is the last line on stdout, as JSON. Exit codes: 0 done,
-3 stopped early (``--max-pages`` / ``--time-budget``; run again to continue),
-4 OCM refused the key, 5 OCM or the store unavailable.
+published to the bus) is the last line on stdout, as JSON. Exit codes (from
+:mod:`chalicelib.cli_exits`): 0 done, 3 stopped early (``--max-pages`` /
+``--time-budget``; run again to continue), 4 OCM refused the key, 5 OCM or the
+store unavailable.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import math
 import sys
 from typing import Any
 
+from chalicelib import cli_exits
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("ocm-sync", help="mirror OpenChargeMap now (incremental, or --full sweep)")
+    parser = subparsers.add_parser("ocm-sync", help="mirror OpenChargeMap now (incremental, or --full sweep)",
+                                   epilog=cli_exits.epilog(cli_exits.STOPPED_EARLY, cli_exits.KEY_REFUSED),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="page through every POI and mark vanished ones removed")
     parser.add_argument("--max-pages", type=_positive_int, default=None,
                         help="stop after N pages, N >= 1 (resume with the next run)")
@@ -77,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
             options = dataclasses.replace(options, max_removal_share=1.0)
         payload = run_sync(deps, options, Deadline(budget_seconds=args.time_budget))
     except OcmAuthError as exc:
-        return _fail("OcmAuthError", str(exc), 4)
+        return _fail("OcmAuthError", str(exc), cli_exits.KEY_REFUSED)
     except (OcmError, StoreError, PublishError) as exc:
-        return _fail(type(exc).__name__, str(exc), 5)
+        return _fail(type(exc).__name__, str(exc), cli_exits.UNAVAILABLE)
     finally:
         if source is not None:
             source.close()
     print(json.dumps(payload), flush=True)
-    return 0 if payload["complete"] else 3
+    return cli_exits.OK if payload["complete"] else cli_exits.STOPPED_EARLY
 
 
 def _fail(error: str, message: str, code: int) -> int:

@@ -22,7 +22,7 @@ def session(**over) -> dict:
 def audit(local_stack, *extra: str) -> list[dict]:
     done = local_stack.cli("dlq", "audit", "--queue", "billing-dlq", *extra)
     assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip() not in ("", "[]")]  # [] = none
 
 
 def decision_for(local_stack, session_id: str) -> dict | None:
@@ -45,7 +45,7 @@ def test_poison_session_ends_in_the_dlq_and_billing_failed_is_published_and_audi
     assert "energyKwh" in record["reason"]
     # It went to the DLQ directly (a permanent verdict), not after five receives.
     lines = [json.loads(line) for line in local_stack.logs().splitlines() if line.startswith('{"ts"')]
-    billing = [entry for entry in lines if entry.get("pump") == "billing" and entry.get("outcome") == "ok"]
+    billing = [entry for entry in lines if entry.get("pump") == "billing" and entry.get("outcome") == "dead-lettered"]
     assert any(entry.get("receiveCount") == 1 for entry in billing)
     assert "driver@" not in local_stack.logs()
 

@@ -1,6 +1,11 @@
 """The foundation's promise: the stack answers GraphQL, takes events, and pumps them."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
         "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
@@ -67,3 +72,15 @@ def test_the_schedule_runs_the_ocm_sync_at_start(local_stack):
                                               if x.startswith('{"ts"') and '"schedule": "ocm_sync"' in x), None), 90)
     assert line["outcome"] == "ok", line
     assert line["result"]["processed"] > 0
+
+
+def test_the_cli_shows_the_settings_the_stack_runs_with(local_stack):
+    env = {k: v for k, v in local_stack.env.items() if k in ("PATH", "HOME", "JUCR_LOCAL_STACK_STATE")}
+    done = subprocess.run([sys.executable, "-m", "chalicelib", "settings"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    # The stack's own values (devstack/run.py defaults and what the fixture set), not the code's defaults.
+    assert (shown["wallet_opening_balance"], shown["bcrypt_cost"], shown["sqs_backoff_base_seconds"]) == \
+        ("50.00", "4", "1")
+    assert shown["mongodb_uri"] == "***"
