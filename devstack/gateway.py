@@ -28,6 +28,7 @@ from graphql.language import (
 from appsync.prelude import APPSYNC_PRELUDE
 from chalicelib.contracts.errors import ApiError
 from chalicelib.observability.logs import logger
+from devstack.graphql_errors import public_message
 from devstack.lambda_context import LocalLambdaContext
 
 APPSYNC_DIR = Path(__file__).resolve().parents[1] / "appsync"
@@ -93,7 +94,7 @@ class Gateway:
                          operation_name=body.get("operationName"))
         errors = [
             err.original_error.payload if isinstance(err.original_error, _Resolved)
-            else _error(err.message, "ValidationError", list(err.path or []))
+            else _error(public_message(err), "ValidationError", list(err.path or []))
             for err in result.errors or []
         ]
         response: dict[str, Any] = {"data": result.data}
@@ -110,10 +111,10 @@ class Gateway:
         try:
             document = parse(body["query"])
         except GraphQLError as exc:
-            raise _Refused(400, _error(exc.message, "MalformedHttpRequestException")) from None
+            raise _Refused(400, _error(public_message(exc), "MalformedHttpRequestException")) from None
         problems = validate(self.schema, document)
         if problems:
-            raise _Refused(400, _error("; ".join(p.message for p in problems), "ValidationError"))
+            raise _Refused(400, _error("; ".join(public_message(p) for p in problems), "ValidationError"))
         return document, variables
 
     def _authorize(self, fields: list[str], body: dict, variables: dict, authorization: str | None):

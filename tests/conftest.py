@@ -245,6 +245,7 @@ def _stop(process: subprocess.Popen) -> None:
 def pytest_collection_modifyitems(config, items):
     """Keep every end-to-end test on one xdist worker, so one local stack serves them all."""
     for item in items:
-        if "/e2e/" in str(item.fspath).replace("\\", "/"):
+        path = str(item.fspath).replace("\\", "/")
+        if "/e2e/" in path or ("/security/" in path and "local_stack" in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("e2e"))
             item.add_marker(pytest.mark.e2e)

@@ -64,7 +64,7 @@ def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
     args = (event or {}).get("arguments") or {}
     correlation_id = getattr(context, "aws_request_id", None)
     if field not in {"register", "login", "refreshToken", "me"}:
-        raise ValidationError(f"The auth resolver does not serve field {field!r}.", details={"fieldName": "unknown"})
+        raise ValidationError("The auth resolver does not serve this field.", details={"fieldName": "unknown"})
     deps = _deps()
     if field == "register":
         return service.register(deps, args.get("input"), correlation_id=correlation_id)

@@ -108,7 +108,7 @@ def resolve(event: dict[str, Any], context: Any) -> Any:
     field = ((event or {}).get("info") or {}).get("fieldName")
     args = (event or {}).get("arguments") or {}
     if field not in {"wallet", "invoices", "invoice"}:
-        raise ValidationError(f"The billing resolver does not serve field {field!r}.",
+        raise ValidationError("The billing resolver does not serve this field.",
                               details={"fieldName": "unknown"})
     user_id = (((event or {}).get("identity") or {}).get("resolverContext") or {}).get("userId")
     if not user_id:

@@ -6,6 +6,7 @@ GraphQL ``errorType``, so the class names here *are* the public error types.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,11 @@ class ApiError(Exception):
 
 
 class ValidationError(ApiError):
-    """Input broke a contract; ``details`` maps field paths to messages."""
+    """Input broke a contract; ``details`` maps field paths to messages.
+
+    Only field names and rules reach the client, never a value: a message is
+    shown to whoever sent the request and logged, and the input may be a password.
+    """
 
     @classmethod
     def from_messages(cls, messages: Mapping[str, Any], prefix: str = "") -> ValidationError:
@@ -49,13 +54,26 @@ class AccountLocked(ApiError):
     """Too many failed sign-ins; try again later."""
 
 
+# marshmallow's text for a key the schema does not declare (``unknown = RAISE``).
+UNKNOWN_FIELD = "Unknown field."
+UNKNOWN_KEY = "_unknown"
+# A key a schema can declare; anything else came from the sender and is not repeated.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
-    """Turn marshmallow's nested message dict into ``{"vehicle.brand": "..."}``."""
+    """Turn marshmallow's nested message dict into ``{"vehicle.brand": "..."}``.
+
+    An unknown key is the sender's text, as free as a value (a secret pasted in
+    the wrong place), so every unknown key of an object becomes one
+    ``<path>._unknown`` entry; so does any key that is not a plain field name.
+    """
     out: dict[str, str] = {}
     if isinstance(messages, Mapping):
         for key, value in messages.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out.update(flatten_messages(value, path))
+            name = key if isinstance(key, int) or _declared(key, value) else UNKNOWN_KEY
+            path = f"{prefix}.{name}" if prefix else str(name)
+            out.update(flatten_messages(UNKNOWN_FIELD if name == UNKNOWN_KEY else value, path))
     elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         out[prefix or "_schema"] = " ".join(messages)
     elif isinstance(messages, list):
@@ -64,3 +82,9 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
     else:
         out[prefix or "_schema"] = str(messages)
     return out
+
+
+def _declared(key: Any, value: Any) -> bool:
+    """Whether ``key`` is a field the schema declares (its name is then safe to show)."""
+    unknown = value == UNKNOWN_FIELD or value == [UNKNOWN_FIELD]
+    return isinstance(key, str) and not unknown and bool(_FIELD_NAME.fullmatch(key))

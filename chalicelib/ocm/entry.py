@@ -86,4 +86,4 @@ def resolve(event: dict[str, Any], context: Any) -> dict[str, Any] | list[dict[s
         return stations.stations_near(repository(), args)
     if field == "station":
         return stations.station(repository(), args)
-    raise ValidationError(f"The stations resolver does not serve field {field!r}.", details={"fieldName": "unknown"})
+    raise ValidationError("The stations resolver does not serve this field.", details={"fieldName": "unknown"})
