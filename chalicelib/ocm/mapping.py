@@ -130,5 +130,36 @@ def _body(poi: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
                         "note": _attribution_note(poi["MetadataValues"])},
         "dateLastStatusUpdate": poi["DateLastStatusUpdate"],
         "dateCreated": poi["DateCreated"],
-        "raw": record,
+        "raw": storable_keys(record),
     }
+
+
+# Characters a stored key may not hold as sent: "%" first, so the escape itself stays unambiguous.
+_KEY_ESCAPES = (("%", "%25"), (".", "%2E"), ("\x00", "%00"))
+
+
+def _storable_key(key: Any) -> Any:
+    if not isinstance(key, str):
+        return key
+    if "%" in key or "." in key or "\x00" in key:
+        for char, escape in _KEY_ESCAPES:
+            key = key.replace(char, escape)
+    return "%24" + key[1:] if key.startswith("$") else key
+
+
+def storable_keys(value: Any) -> Any:
+    """``value`` with every key MongoDB cannot store escaped, percent-style, at any depth.
+
+    Anyone can edit an OCM record, so its keys are attacker input. A key starting with
+    ``$`` reads as an operator, a key holding ``.`` as a path, and a NUL ends a BSON key:
+    one such key made the whole page write fail, so the cursor never moved. Escaping
+    (``$where`` -> ``%24where``, ``a.b`` -> ``a%2Eb``, ``%`` -> ``%25``) rather than
+    dropping keeps the mirror a faithful, reversible copy of what OCM published, and
+    keeps the record countable as stored; the content hash is taken from the record as
+    sent, so it does not change. Clean records (all of OCM's own keys) come back equal.
+    """
+    if isinstance(value, dict):
+        return {_storable_key(k): storable_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable_keys(v) for v in value]
+    return value

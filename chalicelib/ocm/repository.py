@@ -14,18 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pymongo import InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from chalicelib.observability.logs import logger
 from chalicelib.ocm import sweep
 from chalicelib.ocm.mapping import MappedPoi
 from chalicelib.ocm.sweep import RemovalOutcome
-from chalicelib.store import IndexSpec, PermanentStoreError, translate_errors
-from chalicelib.store.batches import bulk_write
+from chalicelib.store import IndexSpec, TransientStoreError, translate_errors
+from chalicelib.store.batches import DUPLICATE_KEY, BulkOutcome, bulk_write
+from chalicelib.store.errors import TRANSIENT_CODES
 
 if TYPE_CHECKING:
     from chalicelib.ocm.client import FeedIdentity
@@ -51,6 +53,8 @@ class PageOutcome:
     updated: int = 0
     unchanged: int = 0
     round_trips: int = 0
+    failed: int = 0  # POIs the server refused to store (skipped; the page still lands)
+    failed_ids: list[int] = field(default_factory=list)
 
 
 class MirrorRepository:
@@ -74,20 +78,25 @@ class MirrorRepository:
         new_ids = [i for i in latest if i not in existing]
         changed = [i for i, current in existing.items()
                    if current.get("hash") != latest[i].hash or current.get("removed")]
+        ids = new_ids + changed
         operations = [InsertOne(self._new_doc(latest[i], now)) for i in new_ids]
         operations += [UpdateOne({"ocm_id": i}, {"$set": self._changed_fields(latest[i], now)}) for i in changed]
         if operations:
-            result = self._bulk(operations)
+            result, refused = self._bulk(operations, ids)
             outcome.round_trips += bool(new_ids) + bool(changed)
             outcome.inserted += result.inserted
             outcome.updated += result.matched
+            outcome.failed += len(refused)
+            outcome.failed_ids += refused
             if result.duplicate_keys:
                 # Another run inserted some of these POIs between our find and our write:
                 # check the new ones again as existing (their content may differ from ours).
-                again = self.apply_page([latest[i] for i in new_ids], now)
+                again = self.apply_page([latest[i] for i in new_ids if i not in refused], now)
                 outcome.updated += again.updated
                 outcome.round_trips += again.round_trips
-        outcome.unchanged = len(latest) - outcome.inserted - outcome.updated
+                outcome.failed += again.failed
+                outcome.failed_ids += again.failed_ids
+        outcome.unchanged = len(latest) - outcome.inserted - outcome.updated - outcome.failed
         return outcome
 
     def _existing(self, ids: list[int], outcome: PageOutcome) -> dict[int, dict[str, Any]]:
@@ -97,13 +106,31 @@ class MirrorRepository:
         outcome.round_trips += 1
         return existing
 
-    def _bulk(self, operations: list[Any]) -> Any:
+    def _bulk(self, operations: list[Any], ids: list[int]) -> tuple[BulkOutcome, list[int]]:
+        """One unordered write; the POIs the server refuses are returned, not raised.
+
+        A record the server will not store (too large, a shape it refuses) is one bad
+        record: the rest of the unordered write has landed, so the page is counted
+        and checkpointed and the refused ids are reported as failed. Raising instead
+        would keep the cursor in place and re-fetch the same page on every run.
+        Busy or interrupted codes are still raised, so the page is retried.
+        """
         try:
-            return bulk_write(self.stations, operations)
+            return bulk_write(self.stations, operations), []
         except BulkWriteError as exc:
-            # Not a duplicate (those are counted): a document the server refuses, e.g. too large.
-            codes = sorted({e.get("code") for e in exc.details.get("writeErrors", [])}, key=str)
-            raise PermanentStoreError(f"write stations: server refused some writes (codes {codes})") from exc
+            errors = exc.details.get("writeErrors", [])
+            codes = {e.get("code") for e in errors}
+            if codes & TRANSIENT_CODES:
+                raise TransientStoreError(f"write stations: store busy (codes {sorted(codes, key=str)})") from exc
+            refused = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+            for error in refused:
+                logger.warning("OCM station refused by the store; skipped",
+                               extra={"ocmId": ids[error["index"]], "code": error.get("code")})
+            inserts = sum(1 for op in operations if isinstance(op, InsertOne))
+            failed_inserts = sum(1 for e in errors if isinstance(operations[e["index"]], InsertOne))
+            result = BulkOutcome(inserted=inserts - failed_inserts, matched=exc.details.get("nMatched", 0),
+                                 round_trips=1, duplicate_keys=len(errors) - len(refused))
+            return result, [ids[e["index"]] for e in refused]
 
     @staticmethod
     def _new_doc(poi: MappedPoi, now: dt.datetime) -> dict[str, Any]:

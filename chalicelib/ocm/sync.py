@@ -234,6 +234,8 @@ def _settle(deps: SyncDeps, in_flight: Future[tuple[PageOutcome, _Page]], totals
     totals.inserted += outcome.inserted
     totals.updated += outcome.updated
     totals.round_trips += outcome.round_trips
+    totals.failed += outcome.failed  # refused by the store: skipped, the page still checkpointed
+    totals.failed_ids += outcome.failed_ids[:max(0, 100 - len(totals.failed_ids))]
     if deps.progress:
         deps.progress(f"page {page.run['pages']}: {len(page.records)} records up to id {page.run['cursor']} "
                       f"(+{outcome.inserted} new, {outcome.updated} changed, {outcome.unchanged} unchanged)")
