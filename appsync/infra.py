@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import Settings
+from chalicelib.contracts.events import EVENT_SOURCES
 from chalicelib.topology import QUEUES, QueueSpec, rule_name
 
 
@@ -127,7 +128,9 @@ class Infra:
         events = self.client("events")
         name = rule_name(self.settings, spec)
         bus = self.settings.event_bus_name
-        pattern = json.dumps({"detail-type": list(spec.detail_types)}, separators=(",", ":"))
+        # Trusted by source, not by name: a SESSION_ENDED from anywhere but the Session Service is not billed.
+        sources = sorted({EVENT_SOURCES[detail_type] for detail_type in spec.detail_types})
+        pattern = json.dumps({"source": sources, "detail-type": list(spec.detail_types)}, separators=(",", ":"))
         try:
             current = events.describe_rule(Name=name, EventBusName=bus)
         except events.exceptions.ResourceNotFoundException:

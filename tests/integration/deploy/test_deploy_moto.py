@@ -189,7 +189,7 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
     assert redrive["deadLetterTargetArn"].endswith(":jucr-dev-billing-dlq")
     assert int(redrive["maxReceiveCount"]) == settings.max_receive_count
     rule = events.describe_rule(Name="jucr-dev-to-billing", EventBusName="jucr-dev")
-    assert json.loads(rule["EventPattern"]) == {"detail-type": ["SESSION_ENDED"]}
+    assert json.loads(rule["EventPattern"]) == {"source": ["jucr.session"], "detail-type": ["SESSION_ENDED"]}
     target = events.list_targets_by_rule(Rule="jucr-dev-to-billing", EventBusName="jucr-dev")["Targets"][0]
     assert target["DeadLetterConfig"]["Arn"].endswith(":jucr-dev-billing-dlq")
     dlq_url = sqs.get_queue_url(QueueName="jucr-dev-billing-dlq")["QueueUrl"]
