@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.embedded_mongo import free_port
-from devstack.pump import lambda_record
+from devstack.pump import drain_queue, lambda_record
 
 REGION = "eu-central-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
@@ -112,13 +112,7 @@ class PackageStage:
 
     def drain(self, short: str) -> list[dict[str, Any]]:
         """Receive and delete everything visible on a queue (``capture`` = what was published)."""
-        sqs, url, out = self.client("sqs"), self.queue_url(short), []
-        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                         MessageAttributeNames=["All"]).get("Messages", []):
-            for message in got:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            out.extend(got)
-        return out
+        return drain_queue(self.client("sqs"), self.queue_url(short))
 
     def published(self) -> list[dict[str, Any]]:
         """The bus events the functions published since the last call (EventBridge events)."""

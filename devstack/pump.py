@@ -171,3 +171,14 @@ def _detail_type(body: str) -> str | None:
     except ValueError:
         return None
     return data.get("detail-type") if isinstance(data, dict) else None
+
+
+def drain_queue(sqs: Any, url: str, wait: int = 0) -> list[dict[str, Any]]:
+    """Receive and delete everything visible on a queue (attributes included), for checks and captures."""
+    out: list[dict[str, Any]] = []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+                                     AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", []):
+        for message in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        out.extend(got)
+    return out

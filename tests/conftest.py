@@ -35,6 +35,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from chalicelib import bootstrap  # noqa: E402
 from chalicelib.config import Settings, load_settings  # noqa: E402
 from devstack.embedded_mongo import EmbeddedMongo, free_port  # noqa: E402
+from devstack.pump import drain_queue  # noqa: E402
 
 TEST_ENV = {
     "JUCR_STAGE": "test",
@@ -123,17 +124,7 @@ class AwsStandIn:
 
     def receive_all(self, short: str, wait: int = 0) -> list[dict]:
         """Drain a queue (messages are deleted), for assertions."""
-        out = []
-        while True:
-            got = self.client("sqs").receive_message(QueueUrl=self.queue_url(short), MaxNumberOfMessages=10,
-                                                     WaitTimeSeconds=wait, AttributeNames=["All"],
-                                                     MessageAttributeNames=["All"]).get("Messages", [])
-            if not got:
-                return out
-            for message in got:
-                self.client("sqs").delete_message(QueueUrl=self.queue_url(short),
-                                                  ReceiptHandle=message["ReceiptHandle"])
-            out.extend(got)
+        return drain_queue(self.client("sqs"), self.queue_url(short), wait)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.__main__ import main as cli_main
 from chalicelib.dlq.entry import reconcile
+from devstack.pump import drain_queue
 
 
 class Ctx:
@@ -50,18 +51,10 @@ def stage(aws, db, monkeypatch):
                     EventPattern=json.dumps({"detail-type": ["BILLING_FAILED"]}))
     events.put_targets(Rule="capture", EventBusName=aws.settings.event_bus_name,
                        Targets=[{"Id": "capture", "Arn": capture_arn}])
-    aws.captured = lambda: [json.loads(m["Body"])["detail"] for m in _drain(sqs, capture_url)]
+    aws.captured = lambda: [json.loads(m["Body"])["detail"] for m in drain_queue(sqs, capture_url)]
     return aws
 
 
-def _drain(sqs, url: str) -> list[dict]:
-    out = []
-    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                                     AttributeNames=["All"]).get("Messages", []):
-        for message in got:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        out.extend(got)
-    return out
 
 
 def put_dead(aws, body: str, **attrs: str) -> None:
@@ -260,7 +253,8 @@ def _capture(stage, detail_types: list[str]):
                     EventPattern=json.dumps({"detail-type": detail_types}))
     events.put_targets(Rule="capture-billing", EventBusName=stage.settings.event_bus_name,
                        Targets=[{"Id": "capture-billing", "Arn": arn}])
-    return lambda: [(json.loads(m["Body"])["detail-type"], json.loads(m["Body"])["detail"]) for m in _drain(sqs, url)]
+    return lambda: [(json.loads(m["Body"])["detail-type"], json.loads(m["Body"])["detail"])
+                    for m in drain_queue(sqs, url)]
 
 
 def test_an_invoiced_session_with_unpublished_events_is_redriven_never_billing_failed(stage, db):
