@@ -14,7 +14,6 @@ The code lives in modules named for what they hold:
 from __future__ import annotations
 
 from chalicelib.billing.credit_notes import issue_credit_note
-from chalicelib.billing.invoice_events import events_for
 from chalicelib.billing.policy import BillingDeps, BillingPolicy, WalletNotOpen, invoice_id_for, ledger_entry_id
 from chalicelib.billing.session_state import SessionRequest
 from chalicelib.billing.sessions import STEPS, bill_session, bill_sessions
@@ -31,7 +30,6 @@ __all__ = [
     "bill_sessions",
     "decode_cursor",
     "encode_cursor",
-    "events_for",
     "get_invoice",
     "invoice_id_for",
     "issue_credit_note",

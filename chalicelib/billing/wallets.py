@@ -53,8 +53,12 @@ def credit_once(deps: BillingDeps, entry: Mapping[str, Any]) -> dict[str, Any]:
         if marker is None:
             marker = _move(deps, wallet_id, entry_id, int(entry["amountCents"]))
         if marker is not None:
-            deps.repo.insert_ledger_entries([{**entry, "debitId": marker["debit"], "createdAt": marker["at"]}])
-        stored = deps.repo.ledger_entry(entry_id)
+            document = {**entry, "debitId": marker["debit"], "createdAt": marker["at"]}
+            refused = deps.repo.insert_ledger_entries([document])
+            # Refused as a duplicate: a twin recorded the credit first, and its entry decides.
+            stored = deps.repo.ledger_entry(entry_id) if refused else document
+        else:
+            stored = deps.repo.ledger_entry(entry_id)
     if marker is not None and stored is not None:
         deps.repo.change_markers([MarkerChange(wallet_id, marker, reverse=marker["debit"] != stored.get("debitId"))])
     if stored is None:

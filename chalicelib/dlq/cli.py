@@ -28,14 +28,13 @@ from chalicelib.contracts.events import EVENT_SCHEMAS
 from chalicelib.dlq.letters import read_body
 from chalicelib.dlq.queues import DLQ_SHORT_NAMES, NotADeadLetterQueue
 from chalicelib.dlq.reconciler import ACTION_METRICS
-from chalicelib.dlq.replay import REPLAY, Candidate, Filters, Replayer, parse_age
+from chalicelib.dlq.replay import REPLAY, SKIP_VERDICTS, Candidate, Filters, Replayer, parse_age
 
 CONFIRM_ABOVE = 5
 AUDIT_MAX = 100
 
 # What a replay writes to the audit besides "replay": "skip:" and the verdict of replay.py
 # (tests/unit/foundation/test_cli_options.py checks this list against that module's source).
-SKIP_VERDICTS = ("already-applied", "already-replayed", "invalid", "not-replayable")
 # Every action the audit can hold: the reconciler's decisions, then a replay's.
 AUDIT_ACTIONS = (*ACTION_METRICS, REPLAY, *(f"skip:{verdict}" for verdict in SKIP_VERDICTS))
 EVENT_TYPES = tuple(sorted(EVENT_SCHEMAS))

@@ -39,6 +39,12 @@ from chalicelib.dlq.queues import DLQ_SHORT_NAMES, SQS_MAX_VISIBILITY, NotADeadL
 from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED, DeadLetterRepository, InvoiceLookup
 
 REPLAY = "replay"
+# Why a candidate is not replayed: the audit records "skip:<verdict>", and the CLI's --action accepts them.
+NOT_REPLAYABLE = "not-replayable"
+INVALID = "invalid"
+ALREADY_APPLIED = "already-applied"
+ALREADY_REPLAYED = "already-replayed"
+SKIP_VERDICTS = (ALREADY_APPLIED, ALREADY_REPLAYED, INVALID, NOT_REPLAYABLE)
 _AGE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # How long held messages stay invisible: enough for the replay loop (a send, a delete and two
@@ -159,13 +165,13 @@ class Replayer:
         reading = candidate.reading
         source = source_queue_of(self.dlq, candidate.letter)
         if source is None:
-            candidate.verdict, candidate.detail = "not-replayable", f"{self.dlq} has no source queue to replay to"
+            candidate.verdict, candidate.detail = NOT_REPLAYABLE, f"{self.dlq} has no source queue to replay to"
         elif reading.problem:
-            candidate.verdict, candidate.detail = "invalid", reading.problem
+            candidate.verdict, candidate.detail = INVALID, reading.problem
         elif (invoice := self._invoice_state(reading)) == EVENTS_PUBLISHED:
-            candidate.verdict, candidate.detail = "already-applied", "this session is invoiced and its events published"
+            candidate.verdict, candidate.detail = ALREADY_APPLIED, "this session is invoiced and its events published"
         elif (existing := self.dead_letters.get(f"replay:{candidate.key}")) and existing.get("status") == DONE:
-            candidate.verdict, candidate.detail = "already-replayed", f"by {existing.get('operator')}"
+            candidate.verdict, candidate.detail = ALREADY_REPLAYED, f"by {existing.get('operator')}"
         elif invoice == EVENTS_PENDING:
             candidate.verdict = REPLAY
             candidate.detail = f"to {source}: invoice stored, its events not yet published (billing resumes)"
@@ -192,7 +198,7 @@ class Replayer:
         assert source is not None
         existing = self.dead_letters.claim(self._replay_record(replay_key, candidate, operator, source))
         if existing is not None and existing.get("status") == DONE:
-            candidate.verdict, candidate.detail = "already-replayed", f"by {existing.get('operator')}"
+            candidate.verdict, candidate.detail = ALREADY_REPLAYED, f"by {existing.get('operator')}"
             candidate.result = {"outcome": "skipped"}
             return
         attributes = {ATTR_REPLAY_COUNT: str(candidate.letter.replay_count + 1), ATTR_REDRIVE_COUNT: "0",

@@ -74,13 +74,19 @@ def test_audit_actions_are_every_action_the_code_writes():
     """The reconciler's actions come from its constants; a replay's skips from the verdicts in replay.py."""
     assert set(ACTION_METRICS) <= set(dlq_cli.AUDIT_ACTIONS)
     source = (ROOT / "chalicelib" / "dlq" / "replay.py").read_text()
+    from chalicelib.dlq import replay
+
     verdicts = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Assign) and "verdict" in ast.unparse(node.targets[0]):
             value = node.value.elts[0] if isinstance(node.value, ast.Tuple) else node.value
             if isinstance(value, ast.Constant) and isinstance(value.value, str):
                 verdicts.add(value.value)
+            elif isinstance(value, ast.Name):  # a named verdict: its value
+                verdicts.add(getattr(replay, value.id))
+    verdicts.discard(replay.REPLAY)
     assert verdicts and verdicts == set(dlq_cli.SKIP_VERDICTS)
+    assert {f"skip:{verdict}" for verdict in verdicts} <= set(dlq_cli.AUDIT_ACTIONS)
 
 
 def _runbook_cli_commands() -> list[str]:
