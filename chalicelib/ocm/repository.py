@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import InsertOne, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
 
 from chalicelib.observability.logs import logger
 from chalicelib.ocm import sweep
 from chalicelib.ocm.mapping import MappedPoi
 from chalicelib.ocm.sweep import RemovalOutcome
-from chalicelib.store import IndexSpec, TransientStoreError, translate_errors
-from chalicelib.store.batches import DUPLICATE_KEY, BulkOutcome, bulk_write
-from chalicelib.store.errors import TRANSIENT_CODES
+from chalicelib.store import IndexSpec, translate_errors
+from chalicelib.store.batches import BulkOutcome, bulk_write
 
 if TYPE_CHECKING:
     from chalicelib.ocm.client import FeedIdentity
@@ -115,22 +113,10 @@ class MirrorRepository:
         would keep the cursor in place and re-fetch the same page on every run.
         Busy or interrupted codes are still raised, so the page is retried.
         """
-        try:
-            return bulk_write(self.stations, operations), []
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            codes = {e.get("code") for e in errors}
-            if codes & TRANSIENT_CODES:
-                raise TransientStoreError(f"write stations: store busy (codes {sorted(codes, key=str)})") from exc
-            refused = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-            for error in refused:
-                logger.warning("OCM station refused by the store; skipped",
-                               extra={"ocmId": ids[error["index"]], "code": error.get("code")})
-            inserts = sum(1 for op in operations if isinstance(op, InsertOne))
-            failed_inserts = sum(1 for e in errors if isinstance(operations[e["index"]], InsertOne))
-            result = BulkOutcome(inserted=inserts - failed_inserts, matched=exc.details.get("nMatched", 0),
-                                 round_trips=1, duplicate_keys=len(errors) - len(refused))
-            return result, [ids[e["index"]] for e in refused]
+        outcome = bulk_write(self.stations, operations)
+        for position, code in outcome.refused.items():
+            logger.warning("OCM station refused by the store; skipped", extra={"ocmId": ids[position], "code": code})
+        return outcome, [ids[position] for position in outcome.refused]
 
     @staticmethod
     def _new_doc(poi: MappedPoi, now: dt.datetime) -> dict[str, Any]:

@@ -9,7 +9,7 @@ operations fail, the counts come from the write errors, not from the server's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import InsertOne
@@ -29,13 +29,17 @@ class BulkOutcome:
     upserted: int = 0
     round_trips: int = 0
     duplicate_keys: int = 0
+    # Position -> error code of operations the server refused for another reason than a
+    # duplicate key (too large, a shape it will not store): the rest of the write has landed.
+    refused: dict[int, Any] = field(default_factory=dict)
 
 
 def bulk_write(collection: Collection, operations: Sequence) -> BulkOutcome:
-    """Run ``operations`` unordered in one call; duplicate-key errors are counted, not raised.
+    """Run ``operations`` unordered in one call; refused operations are counted, not raised.
 
-    Any other write error raises ``BulkWriteError`` with the server's details, so the
-    caller can tell which operations failed (an unordered bulk still applies the rest).
+    Duplicate keys are counted in ``duplicate_keys``, other refusals listed in ``refused``
+    (the caller decides what a refused operation means); busy or interrupted codes raise
+    ``TransientStoreError``, so the whole write is retried.
     """
     outcome = BulkOutcome()
     if not operations:
@@ -44,14 +48,13 @@ def bulk_write(collection: Collection, operations: Sequence) -> BulkOutcome:
     try:
         with translate_errors(f"bulk write to {collection.name}"):
             details = collection.bulk_write(list(operations), ordered=False).bulk_api_result
-        failed_inserts = 0
+        errors: list[dict[str, Any]] = []
     except BulkWriteError as exc:
         details = exc.details
+        duplicates, outcome.refused = _refusals(exc, f"bulk write to {collection.name}")
+        outcome.duplicate_keys = len(duplicates)
         errors = details.get("writeErrors", [])
-        if any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        outcome.duplicate_keys = len(errors)
-        failed_inserts = sum(1 for error in errors if isinstance(operations[error["index"]], InsertOne))
+    failed_inserts = sum(1 for error in errors if isinstance(operations[error["index"]], InsertOne))
     inserts = sum(1 for operation in operations if isinstance(operation, InsertOne))
     outcome.inserted = inserts - failed_inserts
     outcome.matched = details.get("nMatched", 0)
@@ -75,10 +78,21 @@ def write_unordered(collection: Collection, operations: Sequence[Any], operation
                 return {}, []
             return collection.bulk_write(list(operations), ordered=False).bulk_api_result, []
     except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        codes = {error.get("code") for error in errors}
-        if codes & TRANSIENT_CODES:
-            raise TransientStoreError(f"{operation}: store busy (codes {sorted(codes)})") from exc
-        if codes - {DUPLICATE_KEY}:
-            raise PermanentStoreError(f"{operation}: write errors {sorted(codes)}") from exc
-        return exc.details, [error["index"] for error in errors]
+        duplicates, refused = _refusals(exc, operation)
+        if refused:
+            codes = {error.get("code") for error in exc.details.get("writeErrors", [])}
+            raise PermanentStoreError(f"{operation}: write errors {sorted(codes, key=str)}") from exc
+        return exc.details, duplicates
+
+
+def _refusals(exc: BulkWriteError, operation: str) -> tuple[list[int], dict[int, Any]]:
+    """Split a bulk's write errors into duplicate-key positions and the others (with their codes).
+
+    Busy or interrupted codes raise ``TransientStoreError``: the whole write is retried.
+    """
+    errors = exc.details.get("writeErrors", [])
+    codes = {error.get("code") for error in errors}
+    if codes & TRANSIENT_CODES:
+        raise TransientStoreError(f"{operation}: store busy (codes {sorted(codes, key=str)})") from exc
+    duplicates = [error["index"] for error in errors if error.get("code") == DUPLICATE_KEY]
+    return duplicates, {error["index"]: error.get("code") for error in errors if error.get("code") != DUPLICATE_KEY}
