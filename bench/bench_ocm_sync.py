@@ -209,8 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-budget", type=float, default=20.0, help="--time-budget of each sweep invocation")
     parser.add_argument("--page-size", type=int, default=1000, help="OCM_PAGE_SIZE (1000-10000)")
     parser.add_argument("--mongodb-uri", default="")
-    # bench/run.py passed this for the naive one-upsert-per-record comparison, now gone.
-    parser.add_argument("--naive-sample", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     server = None
     if args.mongodb_uri:

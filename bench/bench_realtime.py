@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 from websockets.asyncio.client import connect  # noqa: E402
 
 from bench.chaos import ChaosStack  # noqa: E402
-from devstack.embedded_mongo import free_port  # noqa: E402
 
 REGISTER = "mutation R($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }"
 SUBSCRIPTIONS = {
@@ -66,7 +65,8 @@ async def measure(stack: ChaosStack, realtime_url: str, sessions: int, timeout: 
         "vehicle": {"brand": "Kia", "model": "EV6", "batteryCapacity": 77.4}}})
     token, user_id = body["data"]["register"]["accessToken"], body["data"]["register"]["user"]["id"]
     for _ in range(120):  # the wallet is opened by choreography
-        if (stack_graphql_wallet(stack, token) or {}).get("wallet"):
+        status, body = stack.graphql("{ wallet { balance } }", token=token)
+        if status == 200 and ((body or {}).get("data") or {}).get("wallet"):
             break
         await asyncio.sleep(0.25)
     latencies: dict[str, list[float]] = {"invoice": [], "payment": []}
@@ -85,7 +85,8 @@ async def measure(stack: ChaosStack, realtime_url: str, sessions: int, timeout: 
                      "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f", "energyKwh": ENERGY_KWH,
                      "durationMinutes": 5, "endedAt": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
             started = time.perf_counter()
-            await asyncio.to_thread(stack_put, stack, event)
+            status, _ = await asyncio.to_thread(stack.put_event, event)
+            assert status == 202, status
             pending = {"invoice", "payment"}
             deadline = started + timeout
             while pending and time.perf_counter() < deadline:
@@ -103,33 +104,13 @@ async def measure(stack: ChaosStack, realtime_url: str, sessions: int, timeout: 
     return latencies
 
 
-def stack_put(stack: ChaosStack, event: dict) -> None:
-    import urllib.request
-
-    request = urllib.request.Request(stack.base_url + "/local/events", data=json.dumps(event).encode(),  # noqa: S310
-                                     method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
-        assert response.status == 202
-
-
-def stack_graphql_wallet(stack: ChaosStack, token: str) -> dict | None:
-    import urllib.request
-
-    request = urllib.request.Request(stack.base_url + "/graphql", method="POST",  # noqa: S310
-                                     data=json.dumps({"query": "{ wallet { balance } }"}).encode(),
-                                     headers={"Content-Type": "application/json", "Authorization": token})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
-        return json.loads(response.read()).get("data")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_realtime", description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one session's delivery")
     args = parser.parse_args(argv)
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-realtime-") as data_dir:
-        stack = ChaosStack(Path(data_dir), {"LOCAL_REALTIME_PORT": str(port), "LOCAL_OCM_SYNC_INTERVAL": "off"})
+        stack = ChaosStack(Path(data_dir), {})  # its own ports, real-time included, and no OCM schedule
         stack.start()
         try:
             realtime_url = json.loads((Path(data_dir) / "devstack.json").read_text())["realtime"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
 import json
 import sys
 import tempfile
@@ -27,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 from pymongo import InsertOne, MongoClient  # noqa: E402
 
 from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
+from devstack.ocm_standin import load_records  # noqa: E402
 
-FIXTURE = ROOT / "tests" / "fixtures" / "ocm" / "ocm-poi-sample.json.gz"
 BATCH = 1000
 
 
@@ -41,8 +40,7 @@ def rss_mb(pid: int) -> float:
 
 def documents(count: int):
     """Station-shaped documents, generated batch by batch (never all held at once)."""
-    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
-        base = json.load(handle)
+    base = load_records()
     for start in range(0, count, BATCH):
         batch = []
         for ocm_id in range(start + 1, min(count, start + BATCH) + 1):

@@ -133,10 +133,17 @@ class ChaosStack:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def graphql(self, query: str, variables: dict | None = None) -> tuple[int, Any]:
-        data = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(self.base_url + "/graphql", data=data, method="POST",  # noqa: S310
-                                         headers={"Content-Type": "application/json"})
+    def graphql(self, query: str, variables: dict | None = None, token: str | None = None) -> tuple[int, Any]:
+        return self._post("/graphql", {"query": query, "variables": variables or {}}, token)
+
+    def put_event(self, event: dict) -> tuple[int, Any]:
+        """An event through the bus door, as the Session Service would put it."""
+        return self._post("/local/events", event)
+
+    def _post(self, path: str, body: dict, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {})}
+        request = urllib.request.Request(self.base_url + path, data=json.dumps(body).encode(), method="POST",  # noqa: S310
+                                         headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
                 return response.status, json.loads(response.read() or b"null")

@@ -24,6 +24,7 @@ from appsync.subscriptions import BusTarget, bus_rule_name, bus_targets
 from chalicelib.config import Settings
 from chalicelib.observability.logs import logger
 from devstack.gateway import Gateway
+from devstack.pump import queue_behind_rules
 
 TAP_TARGET_ID = "local-appsync-tap"
 # What the deploy step would address: the local API has no endpoint id or events role of its own.
@@ -38,21 +39,16 @@ def tap_queue_name(settings: Settings) -> str:
 
 
 def provision(clients: Callable[[str], Any], settings: Settings, schema: Any,
-              changes: Changes | None = None) -> str:
-    """Put the bus -> AppSync rules into moto, targeting the tap queue; returns the tap queue URL."""
+              changes: Changes | None = None) -> tuple[str, str]:
+    """Put the bus -> AppSync rules into moto, targeting the tap queue; returns its URL and ARN."""
     changes = changes or Changes()
-    sqs, events = clients("sqs"), clients("events")
-    url = sqs.create_queue(QueueName=tap_queue_name(settings))["QueueUrl"]  # idempotent with equal attributes
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     prefix = f"{settings.app_name}-{settings.stage}"
-    for spec in bus_targets(schema):
-        name = bus_rule_name(prefix, spec.detail_type)
-        events.put_rule(Name=name, EventBusName=settings.event_bus_name, EventPattern=json.dumps(spec.pattern),
-                        State="ENABLED")
-        events.put_targets(Rule=name, EventBusName=settings.event_bus_name,
-                           Targets=[{"Id": TAP_TARGET_ID, "Arn": arn}])
+    specs = {bus_rule_name(prefix, spec.detail_type): spec for spec in bus_targets(schema)}
+    tapped = queue_behind_rules(clients, settings.event_bus_name, tap_queue_name(settings),
+                                {name: spec.pattern for name, spec in specs.items()}, TAP_TARGET_ID)
+    for name, spec in specs.items():
         changes.record("ensured", "rule (local tap)", f"{name} -> {spec.mutation}")
-    return url
+    return tapped
 
 
 class AppSyncDelivery:

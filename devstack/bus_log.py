@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.observability.logs import scrub
 from chalicelib.topology import QueueSpec
-from devstack.pump import QueuePump
+from devstack.pump import QueuePump, queue_behind_rules
 
 Emit = Callable[[dict[str, Any]], None]
 SPEC = QueueSpec(short="bus-log", consumer=None, batch_size=10)
@@ -32,14 +32,8 @@ def name(settings: Settings) -> str:
 
 def provision(clients: Callable[[str], Any], settings: Settings) -> tuple[str, str]:
     """The catch-all rule and its queue in moto (idempotent); returns the queue's URL and ARN."""
-    rule = queue = name(settings)
-    sqs, events = clients("sqs"), clients("events")
-    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=rule, EventBusName=settings.event_bus_name, EventPattern=json.dumps(CATCH_ALL),
-                    State="ENABLED")
-    events.put_targets(Rule=rule, EventBusName=settings.event_bus_name, Targets=[{"Id": "local-bus-log", "Arn": arn}])
-    return url, arn
+    return queue_behind_rules(clients, settings.event_bus_name, name(settings), {name(settings): CATCH_ALL},
+                              "local-bus-log")
 
 
 def bus_line(bus_event: dict[str, Any]) -> dict[str, Any]:

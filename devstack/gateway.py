@@ -73,6 +73,8 @@ class Gateway:
         self.invoke = invoke
         self.schema = load_schema()
         self.resolver_map = load_resolver_map()
+        self.iam_fields = frozenset(self.resolver_map["iam_fields"])
+        self.public_fields = frozenset(self.resolver_map["public_fields"])
 
     def handle(self, body: Any, authorization: str | None, iam: bool = False) -> tuple[int, dict[str, Any]]:
         """Execute one GraphQL request; returns (HTTP status, response body).
@@ -119,10 +121,10 @@ class Gateway:
 
     def _authorize(self, fields: list[str], body: dict, variables: dict, authorization: str | None):
         """AppSync's auth modes: IAM-only publish fields, API-key fields, else the Lambda authorizer."""
-        if any(f in set(self.resolver_map["iam_fields"]) for f in fields):
+        if any(f in self.iam_fields for f in fields):
             raise _Refused(401, _error("This field is only callable with IAM credentials.", "Unauthorized"))
         if not authorization:
-            if all(f in set(self.resolver_map["public_fields"]) for f in fields):
+            if all(f in self.public_fields for f in fields):
                 return None, set()
             raise _Refused(401, _error("Missing Authorization header: sign in and send the access token.",
                                        "Unauthorized"))
@@ -150,12 +152,12 @@ class Gateway:
 
     def _iam_identity(self, fields: list[str]) -> tuple[dict[str, Any], set[str]]:
         """The events role may call the IAM-only fields, and only those (its policy names each)."""
-        if not fields or not set(fields) <= set(self.resolver_map["iam_fields"]):
+        if not fields or not set(fields) <= self.iam_fields:
             raise _Refused(401, _error("IAM callers may only call the publish mutations.", "Unauthorized"))
         return {"accountId": "123456789012", "userArn": "arn:aws:sts::123456789012:assumed-role/events"}, set()
 
     def _field_resolver(self, identity, denied: set[str], variables: dict, has_token: bool, iam: bool = False):
-        iam_fields = set(self.resolver_map["iam_fields"])
+        iam_fields = self.iam_fields
 
         def resolve(source, info, **args):
             if info.path.prev is not None:  # nested field: plain property access

@@ -8,6 +8,8 @@ only what is not an event object: payload validation is the consumers' job.
 from __future__ import annotations
 
 import json
+from functools import cache
+from typing import Any
 
 from chalice import Blueprint, Response
 
@@ -43,18 +45,24 @@ def graphiql_asset(name):
     return Response(body=body, status_code=200, headers={"Content-Type": content_type})
 
 
-@local_routes.route("/graphql", methods=["POST"], content_types=["application/json"])
-def graphql():
+@cache
+def _gateway(app: Any) -> Any:
+    """One gateway per app: schema, resolver map and invoker are built once, not on every request."""
     from devstack.gateway import Gateway, in_process_invoker
     from devstack.package_mode import package_invoker
+
+    return Gateway(package_invoker(in_process_invoker(app)))
+
+
+@local_routes.route("/graphql", methods=["POST"], content_types=["application/json"])
+def graphql():
 
     try:
         body = _body()
     except ValueError as exc:
         return _json(400, {"errors": [{"message": str(exc), "errorType": "BadRequest"}]})
     headers = local_routes.current_request.headers
-    gateway = Gateway(package_invoker(in_process_invoker(local_routes.current_app)))
-    status, result = gateway.handle(body, headers.get("authorization"))
+    status, result = _gateway(local_routes.current_app).handle(body, headers.get("authorization"))
     return _json(status, result)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.embedded_mongo import free_port
-from devstack.pump import drain_queue, lambda_record
+from devstack.pump import drain_queue, lambda_record, queue_behind_rules
 
 REGION = "eu-central-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
@@ -98,13 +98,8 @@ class PackageStage:
         Infra(self.client, settings).apply_messaging()
         secret_id = self.stage_env["JWT_KEY_SECRET_ID"]
         self.client("secretsmanager").create_secret(Name=secret_id, SecretString=KeyRing.generate().private_pem())
-        sqs, events = self.client("sqs"), self.client("events")
-        url = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name=CAPTURE_QUEUE, EventBusName=settings.event_bus_name,
-                        EventPattern=json.dumps({"detail-type": list(PUBLISHED)}))
-        events.put_targets(Rule=CAPTURE_QUEUE, EventBusName=settings.event_bus_name,
-                           Targets=[{"Id": "capture", "Arn": arn}])
+        queue_behind_rules(self.client, settings.event_bus_name, CAPTURE_QUEUE,
+                           {CAPTURE_QUEUE: {"detail-type": list(PUBLISHED)}}, "capture")
 
     def queue_url(self, short: str) -> str:
         name = CAPTURE_QUEUE if short == "capture" else self.settings.queue_name(short)

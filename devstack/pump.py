@@ -182,3 +182,18 @@ def drain_queue(sqs: Any, url: str, wait: int = 0) -> list[dict[str, Any]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         out.extend(got)
     return out
+
+
+def queue_behind_rules(clients: Callable[[str], Any], bus: str, queue: str, rules: dict[str, dict[str, Any]],
+                       target_id: str) -> tuple[str, str]:
+    """A queue in moto fed by bus rules (name -> event pattern), idempotently; returns its URL and ARN.
+
+    How the local stack sees what is on the bus (log, AppSync tap, captures for checks).
+    """
+    sqs, events = clients("sqs"), clients("events")
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]  # idempotent with equal attributes
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for rule, pattern in rules.items():
+        events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": target_id, "Arn": arn}])
+    return url, arn

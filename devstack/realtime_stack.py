@@ -55,13 +55,12 @@ def start(port: int, emit: Callable[[dict[str, Any]], None], say: Callable[[str]
     say("bus -> AppSync rules (the deploy step's patterns and targets), tapped locally:")
     settings = bootstrap.settings()
     gateway = Gateway(package_mode.package_invoker(in_process_invoker(chalice_app.app)))
-    url = appsync_bus.provision(bootstrap.aws_client, settings, gateway.schema,
-                                Changes(echo=lambda line: say(f"  {line}")))
+    url, arn = appsync_bus.provision(bootstrap.aws_client, settings, gateway.schema,
+                                     Changes(echo=lambda line: say(f"  {line}")))
     keepalive = float(os.environ.get("LOCAL_REALTIME_KA_SECONDS", "60"))
     server = RealtimeServer(gateway, port=port, tls=tls_context(tls_cert, tls_key), keepalive_seconds=keepalive)
     server.start()
     sqs = bootstrap.aws_client("sqs")
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     # A short back-off cap: notifications are live-only, a late one is worth little.
     pump = QueuePump(sqs, TAP_SPEC, url, arn, appsync_bus.AppSyncDelivery(gateway, server.publish), emit,
                      settings.aws_region, backoff_base=1.0, backoff_cap=5.0)
