@@ -42,8 +42,10 @@ def test_seed_session_is_billed_once_however_often_it_is_delivered(local_stack):
 
     session = dict(SEED, userId=user_id)
     assert local_stack.put_event(session)[0] == 202
-    local_stack.wait_for(lambda: data(local_stack, WALLET, token)["wallet"]["balance"] == "39.60", 60)
-    [invoice] = data(local_stack, INVOICES, token, {"first": 10})["invoices"]["items"]
+    # the wallet is debited two steps before the invoice is settled: wait for the settled invoice
+    [invoice] = local_stack.wait_for(lambda: [i for i in data(local_stack, INVOICES, token, {"first": 10})[
+        "invoices"]["items"] if i["status"] == "PAID"], 60)
+    assert data(local_stack, WALLET, token)["wallet"]["balance"] == "39.60"
     assert {k: invoice[k] for k in ("sessionId", "stationId", "status", "currency", "net", "vat", "total")} == {
         "sessionId": SEED["sessionId"], "stationId": SEED["stationId"], "status": "PAID", "currency": "EUR",
         "net": "8.74", "vat": "1.66", "total": "10.40"}

@@ -74,8 +74,11 @@ def test_graphql_and_events_run_through_the_packaged_functions(package_stack):
                             "durationMinutes": 58, "endedAt": ended})[0] == 202
 
     def paid():
+        # The invoice is stored OPEN and paid in a later step of the same pass, so a poll can see it
+        # between the two; wait for the settled state rather than the first sighting.
         _, page = stack.graphql("{ invoices(first: 5) { items { total status } } }", token=token)
-        return (page.get("data") or {}).get("invoices", {}).get("items")
+        items = (page.get("data") or {}).get("invoices", {}).get("items")
+        return items if items and all(item["status"] == "PAID" for item in items) else None
 
     assert stack.wait_for(paid, timeout=60) == [{"total": "10.40", "status": "PAID"}]
     for function in ("authorizer", "auth_resolver", "billing_resolver", "wallet_opener", "billing_consumer"):
