@@ -1,5 +1,5 @@
 # Two commands do all set-up: `make run` (local stack) and `make test` (whole suite).
-# Both create .venv, install pinned requirements and build what they need when missing
+# Both create .venv, install the hash-locked requirements and build what they need when missing
 # (the embedded MongoDB with Maven, GraphiQL with npm, and for the tests the Lambda emulator
 # with Go, the runtime client and the deployment package); both are safe to re-run.
 
@@ -15,12 +15,17 @@ LAMBDA_RUNTIME := .local/lambda-runtime/.installed
 PACKAGE_ZIP := .local/package/deployment.zip
 LAMBDA_TOOLS := $(RIE) $(LAMBDA_RUNTIME) $(PACKAGE_ZIP)
 
-.PHONY: run test lint mongo-java-server venv bench chaos contracts clean graphiql bench-realtime lambda-rie lambda-runtime package
+.PHONY: run test lint mongo-java-server venv bench chaos contracts clean graphiql bench-realtime lambda-rie lambda-runtime package lock audit
+
+# Every install is from a lock (requirements*.txt, written by `make lock` from the pins in
+# requirements*.in) with --require-hashes: a file whose hash differs from the lock's, or a
+# dependency the lock lacks, stops the install instead of landing unchecked.
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,19 +52,50 @@ lambda-rie: $(RIE)
 # beside the package, never the venv.
 $(LAMBDA_RUNTIME): requirements-lambda-runtime.txt $(STAMP)
 	rm -rf .local/lambda-runtime
-	$(PY) -m pip install --quiet --disable-pip-version-check --target .local/lambda-runtime -r requirements-lambda-runtime.txt
+	$(PIP_INSTALL) --target .local/lambda-runtime -r requirements-lambda-runtime.txt
 	touch $(LAMBDA_RUNTIME)
 
 lambda-runtime: $(LAMBDA_RUNTIME)
 
 # What `chalice deploy` uploads: deployment.zip (app.py, chalicelib, wheels of requirements.txt) and sam.json.
+# chalice reads the hashed lock itself, then fetches Lambda-compatible (manylinux) wheels by name in
+# further pip calls; the lock as a constraint file with hashes required holds those to its hashes too.
 $(PACKAGE_ZIP): $(STAMP) app.py requirements.txt .chalice/config.json $(shell find chalicelib -name '*.py' -o -name '*.json')
-	AWS_DEFAULT_REGION=eu-central-1 $(VENV)/bin/chalice package --stage prod .local/package
+	PIP_REQUIRE_HASHES=1 PIP_CONSTRAINT=$(CURDIR)/requirements.txt AWS_DEFAULT_REGION=eu-central-1 \
+	  $(VENV)/bin/chalice package --stage prod .local/package
 	touch $(PACKAGE_ZIP)
 
 package: $(PACKAGE_ZIP)
-
 # LOCAL_LAMBDAS=package runs every function from the package under the emulator.
+
+# Refresh the locks after editing a requirements*.in: keeps every pin it can, adds what the edit needs,
+# and hashes every file of each release (the manylinux wheels chalice packages included).
+# `make lock LOCK_ARGS=--upgrade` moves the transitive pins to the newest releases the direct pins allow.
+# Resolved for Linux and Python 3.11, as CI and Lambda run. The order matters: each lock constrains the
+# next (Lambda code -> checkout -> runtime client), so all three agree on every shared package.
+LOCK_ARGS ?=
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: $(STAMP)
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements-lambda-runtime.txt requirements-lambda-runtime.in
+
+# Known vulnerabilities in every locked package (the checkout's lock holds the Lambdas' too), from
+# pip-audit's default service, PyPI's JSON API; hash-checked, with no pip resolution. Not in `test`:
+# it needs that service online. Exit 1: vulnerabilities (or another failure); exit 2: the service did
+# not answer, so nothing was audited (here, where only the package index is reachable, it does not).
+AUDIT_LOG := .local/audit.log
+audit: $(STAMP)
+	@mkdir -p .local
+	@if $(VENV)/bin/pip-audit --strict --disable-pip --require-hashes --progress-spinner off \
+	    -r requirements-dev.txt -r requirements-lambda-runtime.txt >$(AUDIT_LOG) 2>&1; then cat $(AUDIT_LOG); \
+	elif grep -q -e 'could not be audited' -e 'ConnectionError' -e 'Max retries exceeded' $(AUDIT_LOG); then \
+	  grep -m1 -e 'could not be audited' -e 'Max retries exceeded' $(AUDIT_LOG) >&2; \
+	  echo "audit: the vulnerability service (PyPI's JSON API) did not answer from this machine;" \
+	    "nothing was audited (full output: $(AUDIT_LOG))" >&2; exit 2; \
+	else cat $(AUDIT_LOG); exit 1; fi
+
 # GraphiQL for the local stage, offline: the pinned npm packages (tools/graphiql) vendored into .local.
 $(GRAPHIQL): tools/graphiql/package.json tools/graphiql/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "need npm (Node 20+) on PATH to vendor GraphiQL"; exit 1; }
