@@ -79,10 +79,13 @@ def records(bodies: list[str], receive_count: int) -> list[dict]:
 
 
 def session_bodies(users: list[str], events: int) -> list[str]:
-    return [json.dumps({"id": str(uuid.uuid4()), "detail-type": "SESSION_ENDED", "time": "2026-02-21T14:31:01Z",
+    # Ended a minute ago: billing runs on the real clock and refuses sessions older than SESSION_MAX_AGE_DAYS.
+    ended = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [json.dumps({"id": str(uuid.uuid4()), "detail-type": "SESSION_ENDED", "source": "jucr.session",
+                        "time": "2026-02-21T14:31:01Z",
                         "detail": {"sessionId": str(uuid.uuid4()), "userId": users[i % len(users)],
                                    "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f", "energyKwh": 22.4,
-                                   "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z"}})
+                                   "durationMinutes": 58, "endedAt": ended}})
             for i in range(events)]
 
 

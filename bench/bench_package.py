@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from devstack import lambdas  # noqa: E402
 from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
-from devstack.package_stage import PackageStage, start_moto  # noqa: E402
+from devstack.package_stage import PackageStage  # noqa: E402
+from devstack.stack_process import start_moto  # noqa: E402
 
 # boto3 and what nothing else in requirements.txt needs (jmespath stays: Powertools uses it).
 SDK_TOP_LEVEL = ("boto3", "botocore", "s3transfer", "dateutil", "six.py", "python_dateutil", "six-")
@@ -176,10 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.ocm_standin import start_standin
 
         mongo = EmbeddedMongo(work / "mongo").start()
-        moto, moto_url = start_moto(work / "moto.log")
+        moto = start_moto(work / "moto.log")
         standin, _ = start_standin("127.0.0.1", 0)
         try:
-            stage = PackageStage(stage_env=specs["billing_consumer"].environment, moto_url=moto_url,
+            stage = PackageStage(stage_env=specs["billing_consumer"].environment, moto_url=moto.url,
                                  mongo_uri=mongo.uri, ocm_url=standin.url, standin=standin, log_dir=work)
             stage.provision()
             task_root = lambdas.unpack(zip_path, work / "task")
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 result.update(without_sdk_functions=lean["init"], without_sdk_first_invoke_ms=lean["first"])
         finally:
             standin.shutdown()
-            moto.terminate()
+            moto.stop()
             mongo.stop()
     result["runs"] = runs
     print(json.dumps(result))

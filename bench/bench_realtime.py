@@ -1,8 +1,8 @@
 """Put-on-bus to subscription-delivered latency on the local stack.
 
-Starts its own local stack (the chaos run's recipe, a real-time port of its
-own), registers one user, subscribes to ``onInvoiceGenerated`` and
-``onPaymentCompleted`` over the AppSync real-time protocol, then puts
+Starts its own local stack (``devstack/stack_process.py``, the recipe the tests and
+the chaos run share: free ports, a real-time port of its own), registers one user,
+subscribes to ``onInvoiceGenerated`` and ``onPaymentCompleted`` over the AppSync real-time protocol, then puts
 ``--sessions`` SESSION_ENDED events on the bus door one at a time and times
 each from the put to the delivery of its invoice and of its payment. The
 path measured is the whole choreography: bus rule -> billing queue -> pump ->
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.chaos import ChaosStack  # noqa: E402
+from devstack.stack_client import StackClient  # noqa: E402
+from devstack.stack_process import start_stack  # noqa: E402
 
 REGISTER = "mutation R($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }"
 SUBSCRIPTIONS = {
@@ -59,7 +60,7 @@ def _header(token: str) -> str:
     return "header-" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-async def measure(stack: ChaosStack, realtime_url: str, sessions: int, timeout: float) -> dict[str, list[float]]:
+async def measure(stack: StackClient, realtime_url: str, sessions: int, timeout: float) -> dict[str, list[float]]:
     status, body = stack.graphql(REGISTER, {"input": {
         "email": f"bench.{uuid.uuid4().hex[:8]}@example.com", "name": "Ben Bench", "password": "correct horse battery",
         "vehicle": {"brand": "Kia", "model": "EV6", "batteryCapacity": 77.4}}})
@@ -110,11 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one session's delivery")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-realtime-") as data_dir:
-        stack = ChaosStack(Path(data_dir), {})  # its own ports, real-time included, and no OCM schedule
-        stack.start()
+        stack = start_stack(Path(data_dir), {"LOCAL_OCM_SYNC_INTERVAL": "off"})  # no sync competing with billing
         try:
-            realtime_url = json.loads((Path(data_dir) / "devstack.json").read_text())["realtime"]
-            latencies = asyncio.run(measure(stack, realtime_url, args.sessions, args.timeout))
+            latencies = asyncio.run(measure(StackClient.of(stack), stack.realtime_url, args.sessions, args.timeout))
         finally:
             stack.stop()
     payment, invoice = sorted(latencies["payment"]), sorted(latencies["invoice"])

@@ -1,6 +1,6 @@
 """``--log-format pretty`` (``LOCAL_LOG_FORMAT=pretty``): the stack's JSON lines as one short line each.
 
-The stack itself always writes JSON (tests, ``bench/chaos.py`` and log tools read it);
+The stack itself always writes JSON (tests, ``bench/chaos/`` and log tools read it);
 pretty mode runs that same stack as a child and renders its output line by line. A
 filter on the whole output, rather than a second formatter in every writer, because
 the lines come from several places: this process's pumps and bus log, the functions'

@@ -101,15 +101,12 @@ class Stack:
         return self.mongo.uri
 
     def start_moto(self) -> str:
-        url = f"http://127.0.0.1:{self.args.moto_port}"
-        log = open(self.data_dir / "moto.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                 str(self.args.moto_port)], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.children.append(("moto_server", proc))
-        _wait_http(f"{url}/moto-api/", 30, proc=proc)
-        _say(f"AWS stand-in (moto_server): {url}")
-        return url
+        from devstack.stack_process import start_moto
+
+        moto = start_moto(self.data_dir / "moto.log", port=self.args.moto_port, append=True)
+        self.children.append(("moto_server", moto.process))
+        _say(f"AWS stand-in (moto_server): {moto.url}")
+        return moto.url
 
     def start_standin(self) -> None:
         if os.environ.get("OCM_API_KEY") or os.environ.get("OCM_API_URL"):

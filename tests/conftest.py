@@ -9,21 +9,17 @@
 - ``aws``: moto ``mock_aws`` with the bus, queues and rules provisioned by the
   same ``appsync.infra`` code the deploy step and local stack use.
 - ``local_stack`` (session): ``python -m devstack`` as a subprocess on free
-  ports, driven over HTTP like a client would.
+  ports (``devstack/stack_process.py``), driven over HTTP like a client would.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +30,11 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from chalicelib import bootstrap  # noqa: E402
 from chalicelib.config import Settings, load_settings  # noqa: E402
-from devstack.embedded_mongo import EmbeddedMongo, free_port  # noqa: E402
+from chalicelib.events.queues import StageQueues  # noqa: E402
+from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
 from devstack.pump import drain_queue  # noqa: E402
+from devstack.stack_client import StackClient  # noqa: E402
+from devstack.stack_process import StackProcess, start_stack  # noqa: E402
 
 TEST_ENV = {
     "JUCR_STAGE": "test",
@@ -119,8 +118,13 @@ class AwsStandIn:
     def client(self, name: str):
         return bootstrap.aws_client(name)
 
+    @cached_property
+    def queues(self) -> StageQueues:
+        """The stage's queues by short name, through the runtime's own SQS adapter."""
+        return StageQueues(self.client("sqs"), self.settings.queue_name)
+
     def queue_url(self, short: str) -> str:
-        return self.client("sqs").get_queue_url(QueueName=self.settings.queue_name(short))["QueueUrl"]
+        return self.queues.url(short)
 
     def receive_all(self, short: str, wait: int = 0) -> list[dict]:
         """Drain a queue (messages are deleted), for assertions."""
@@ -146,91 +150,41 @@ def aws(settings, monkeypatch):
 
 
 @dataclass
-class LocalStack:
-    base_url: str
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen
-    data_dir: Path
+class LocalStack(StackClient):
+    """The session's stack: ``graphql``, ``put_event`` and ``wait_for`` come from ``StackClient``."""
+
+    log_path: Path = Path()
+    process: subprocess.Popen | None = None
+    data_dir: Path = Path()
     realtime_url: str = ""  # the AppSync real-time endpoint (ws://), from devstack.json
     offsets: dict[str, int] = field(default_factory=dict)
 
     def _post(self, path: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method="POST",  # noqa: S310
-                                         headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            try:
-                return exc.code, json.loads(body or b"null")
-            except ValueError:
-                return exc.code, body.decode(errors="replace")
-
-    def graphql(self, query: str, variables: dict | None = None, token: str | None = None) -> tuple[int, Any]:
-        headers = {"Authorization": token} if token else {}
-        return self._post("/graphql", {"query": query, "variables": variables or {}}, headers)
-
-    def put_event(self, event: Any) -> tuple[int, Any]:
-        return self._post("/local/events", event)
+        return self.post(path, payload, headers)  # the name the tests call
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
-            time.sleep(interval)
 
     def cli(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run ``python -m chalicelib ...`` against this stack."""
         return subprocess.run([sys.executable, "-m", "chalicelib", *args], cwd=PROJECT_ROOT, env=self.env,
                               input=input, capture_output=True, text=True, timeout=timeout)
 
+    @classmethod
+    def of(cls, stack: StackProcess) -> LocalStack:
+        # The CLI reads this stack's state file, never a developer's own `make run` on the same machine.
+        env = dict(stack.client_env(), JUCR_LOCAL_STACK_STATE=str(stack.state_file))
+        return cls(stack.base_url, env, stack.log_path, stack.process, stack.data_dir, stack.realtime_url)
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory) -> LocalStack:
-    data_dir = tmp_path_factory.mktemp("devstack")
-    ports = {name: free_port() for name in ("http", "moto", "mongo", "ocm", "realtime")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "OCM_", "JUCR_"))}
-    env.update({"LOCAL_OCM_SYNC_INTERVAL": os.environ.get("TEST_LOCAL_OCM_SYNC_INTERVAL", "3600"),
-                "SQS_BACKOFF_BASE_SECONDS": "1", "PYTHONUNBUFFERED": "1"})
-    log_path = data_dir / "stack.log"
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--http-port", str(ports["http"]), "--moto-port", str(ports["moto"]),
-         "--mongo-port", str(ports["mongo"]), "--ocm-port", str(ports["ocm"]), "--data-dir", str(data_dir),
-         "--realtime-port", str(ports["realtime"])],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while "ready. Ctrl-C" not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)  # SIGTERM lets devstack stop the store, moto and chalice local too
-            raise RuntimeError(f"local stack did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.2)
-    state = json.loads((data_dir / "devstack.json").read_text())
-    # The CLI reads this stack's state file, never a developer's own `make run` on the same machine.
-    cli_env = dict(env, **state["env"], JUCR_LOCAL_STACK_STATE=str(data_dir / "devstack.json"))
-    stack = LocalStack(f"http://127.0.0.1:{ports['http']}", cli_env, log_path, process, data_dir,
-                       realtime_url=state.get("realtime", ""))
-    yield stack
-    _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
+    stack = start_stack(tmp_path_factory.mktemp("devstack"),
+                        {"LOCAL_OCM_SYNC_INTERVAL": os.environ.get("TEST_LOCAL_OCM_SYNC_INTERVAL", "3600")})
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield LocalStack.of(stack)
+    finally:
+        stack.stop()  # SIGTERM lets devstack stop the store, moto and chalice local too
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from devstack import lambdas
-from devstack.package_stage import PackageStage, start_moto
+from devstack.package_stage import PackageStage
+from devstack.stack_process import start_moto
 
 SEED_SESSION = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
                 "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
@@ -48,18 +49,17 @@ def stage(package, embedded_mongo, tmp_path_factory) -> PackageStage:
     from devstack.ocm_standin import start_standin
 
     logs = tmp_path_factory.mktemp("package-logs")
-    moto, moto_url = start_moto(logs / "moto.log")
+    moto = start_moto(logs / "moto.log")
     standin, _ = start_standin("127.0.0.1", 0)
     stage_env = package["specs"]["billing_consumer"].environment
-    stage = PackageStage(stage_env=stage_env, moto_url=moto_url, mongo_uri=embedded_mongo.uri, ocm_url=standin.url,
+    stage = PackageStage(stage_env=stage_env, moto_url=moto.url, mongo_uri=embedded_mongo.uri, ocm_url=standin.url,
                          standin=standin, log_dir=logs)
     try:
         stage.provision()
         yield stage
     finally:
         standin.shutdown()
-        moto.terminate()
-        moto.wait(timeout=10)
+        moto.stop()
 
 
 @pytest.fixture(scope="session")

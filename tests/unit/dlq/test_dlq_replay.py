@@ -9,14 +9,17 @@ from typing import Any
 
 import pytest
 
+from chalicelib.billing.queries import InvoiceState
 from chalicelib.dlq import cli
 from chalicelib.dlq.letters import DeadLetter
 from chalicelib.dlq.queues import DLQ_SHORT_NAMES, NotADeadLetterQueue
 from chalicelib.dlq.replay import REPLAY, Filters, Replayer, hold_seconds
-from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED
+from tests.fakes import InMemoryDeadLetters, InvoiceStates
 
 T0 = dt.datetime(2026, 2, 21, 15, 0, tzinfo=dt.UTC)
 USER = "0b1732fa-631a-4952-b6d6-2d586ed9dbf8"
+EVENTS_PENDING = InvoiceState(invoice_id="inv", user_id=USER, status="OPEN", events_published=False)
+EVENTS_PUBLISHED = InvoiceState(invoice_id="inv", user_id=USER, status="PAID", events_published=True)
 
 
 def session_id(n: int) -> str:
@@ -29,29 +32,6 @@ def bus_body(n: int) -> str:
               "endedAt": "2026-02-21T14:31:00Z"}
     return json.dumps({"version": "0", "id": f"bus-{n}", "detail-type": "SESSION_ENDED", "source": "jucr.session",
                        "time": "2026-02-21T14:31:01Z", "detail": detail})
-
-
-class Audit:
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-
-    def parked(self, queue: str, limit: int) -> list[dict[str, Any]]:
-        return []
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.docs.get(key)
-
-    def claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        if record["_id"] in self.docs:
-            return self.docs[record["_id"]]
-        self.docs[record["_id"]] = dict(record, status="pending")
-        return None
-
-    def complete(self, key: str, fields: dict[str, Any]) -> None:
-        self.docs[key].update(fields, status=DONE)
-
-    def mark_replayed(self, key: str, when: dt.datetime, replay_key: str) -> None:
-        self.docs.setdefault(key, {})["replayedAt"] = when
 
 
 class Queue:
@@ -78,23 +58,16 @@ class Queue:
         self.deleted.append(letter.message_id)
 
 
-class Invoices:
-    def __init__(self, state: dict[str, str] | None = None) -> None:
-        self.state = state or {}
-
-    def invoice_state(self, sid: str) -> str | None:
-        return self.state.get(sid)
-
-
-def replayer(queue: Queue, invoices: Invoices | None = None, dlq: str = "billing-dlq") -> Replayer:
-    return Replayer(dlq, dead_letters=Audit(), queues=queue, invoices=invoices or Invoices(), clock=lambda: T0)
+def replayer(queue: Queue, invoices: InvoiceStates | None = None, dlq: str = "billing-dlq") -> Replayer:
+    return Replayer(dlq, dead_letters=InMemoryDeadLetters(), queues=queue, invoice_states=invoices or InvoiceStates(),
+                    clock=lambda: T0)
 
 
 # --- finding 1: replay decides by whether the invoice's events were published ------------------
 
 def test_replay_sends_a_session_whose_invoice_events_are_not_published_and_skips_a_published_one():
     queue = Queue(3, [])
-    invoices = Invoices({session_id(0): EVENTS_PENDING, session_id(1): EVENTS_PUBLISHED})
+    invoices = InvoiceStates({session_id(0): EVENTS_PENDING, session_id(1): EVENTS_PUBLISHED})
     chosen = replayer(queue, invoices).candidates(Filters(max=10))
     verdicts = {c.reading.session_id: c.verdict for c in chosen}
     assert verdicts == {session_id(0): REPLAY, session_id(1): "already-applied", session_id(2): REPLAY}
@@ -104,7 +77,7 @@ def test_replay_sends_a_session_whose_invoice_events_are_not_published_and_skips
 
 def test_executing_replays_the_unpublished_one_and_deletes_it_from_the_dlq():
     queue = Queue(2, [])
-    invoices = Invoices({session_id(0): EVENTS_PENDING, session_id(1): EVENTS_PUBLISHED})
+    invoices = InvoiceStates({session_id(0): EVENTS_PENDING, session_id(1): EVENTS_PUBLISHED})
     tool = replayer(queue, invoices)
     chosen = tool.candidates(Filters(max=10), hold=True)
     tool.execute(chosen, "oncall")

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from chalicelib.contracts.errors import ValidationError
 from chalicelib.ocm.stations import bounding_box, haversine_km, stations_near, to_station
+from tests.fakes import InMemoryStations
 
 
 def test_haversine_known_distance():
@@ -42,23 +43,14 @@ def test_every_point_within_the_radius_is_inside_the_box(lat, lon, radius, beari
         assert any(lo <= plon <= hi for lo, hi in ranges)
 
 
-class _Repo:
-    def __init__(self, docs):
-        self.docs = docs
-        self.asked = None
-
-    def in_box(self, south, north, lon_ranges, limit):
-        self.asked = (south, north, lon_ranges)
-        return [d for d in self.docs if south <= d["lat"] <= north]
-
-
 def _doc(ocm_id, lat, lon):
     return {"ocm_id": ocm_id, "lat": lat, "lon": lon, "title": f"s{ocm_id}", "removed": False,
             "attribution": {"provider": "Open Charge Map Contributors", "license": "CC BY-SA 4.0"}}
 
 
 def test_nearest_first_and_corners_of_the_box_excluded():
-    repo = _Repo([_doc(1, 52.52, 13.40), _doc(2, 52.50, 13.40), _doc(3, 52.60, 13.55), _doc(4, 52.51, 13.40)])
+    repo = InMemoryStations([_doc(1, 52.52, 13.40), _doc(2, 52.50, 13.40), _doc(3, 52.60, 13.55),
+                             _doc(4, 52.51, 13.40)])
     result = stations_near(repo, {"lat": 52.50, "lon": 13.40, "radiusKm": 10, "first": 3})
     assert [s["ocmId"] for s in result] == [2, 4, 1]
     assert result[0]["distanceKm"] == 0 and result[1]["distanceKm"] == pytest.approx(1.112, abs=0.01)
@@ -80,7 +72,7 @@ def test_nearest_first_and_corners_of_the_box_excluded():
 )
 def test_invalid_arguments_name_the_argument(args, name):
     with pytest.raises(ValidationError) as info:
-        stations_near(_Repo([]), args)
+        stations_near(InMemoryStations([]), args)
     assert name in info.value.details and name in info.value.message
 
 
@@ -97,20 +89,6 @@ def test_station_shape_matches_the_schema():
     assert (station["operator"], station["status"], station["distanceKm"]) == ("Op", "Operational", None)
 
 
-class _CappedRepo:
-    """Like the store: box candidates in storage order, cut at ``limit``."""
-
-    def __init__(self, docs):
-        self.docs = docs
-        self.limits = []
-
-    def in_box(self, south, north, lon_ranges, limit):
-        self.limits.append(limit)
-        inside = [d for d in self.docs if south <= d["lat"] <= north
-                  and any(lo <= d["lon"] <= hi for lo, hi in lon_ranges)]
-        return inside[:limit]
-
-
 def _dense_area():
     # 30 far stations stored first (about 20-40 km north), then the 3 nearest ones.
     far = [_doc(100 + i, 52.70 + i * 0.005, 13.40) for i in range(30)]
@@ -121,7 +99,7 @@ def test_a_cut_candidate_list_never_hides_the_nearest(monkeypatch):
     from chalicelib.ocm import stations
 
     monkeypatch.setattr(stations, "MAX_BOX_CANDIDATES", 10)
-    repo = _CappedRepo(_dense_area())
+    repo = InMemoryStations(_dense_area())
     result = stations_near(repo, {"lat": 52.50, "lon": 13.40, "radiusKm": 50, "first": 3})
     assert [s["ocmId"] for s in result] == [1, 2, 3]
     assert repo.limits[0] == 11  # asks for one more than the cap, to know whether it was cut
@@ -132,12 +110,12 @@ def test_too_dense_for_an_exact_answer_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(stations, "MAX_BOX_CANDIDATES", 10)
     with pytest.raises(ValidationError) as err:
-        stations_near(_CappedRepo(_dense_area()), {"lat": 52.50, "lon": 13.40, "radiusKm": 50, "first": 20})
+        stations_near(InMemoryStations(_dense_area()), {"lat": 52.50, "lon": 13.40, "radiusKm": 50, "first": 20})
     assert "radiusKm" in err.value.details
 
 
 def test_an_uncut_box_answers_from_the_requested_radius():
-    repo = _CappedRepo(_dense_area())
+    repo = InMemoryStations(_dense_area())
     result = stations_near(repo, {"lat": 52.50, "lon": 13.40, "radiusKm": 50, "first": 20})
     assert [s["ocmId"] for s in result][:3] == [1, 2, 3] and len(result) == 20
     assert len(repo.limits) == 1
