@@ -2,7 +2,12 @@
 
 Domain modules are imported inside each handler, not at the top: every Lambda
 of a Chalice app loads this same file, and the authorizer's cold start must not
-pay for pymongo, boto3 or the billing code it never uses.
+pay for pymongo, boto3 or the billing code it never uses. The one import at the
+top, ``observed``, is what every function needs: each handler runs through it,
+so its log records carry the Lambda context and its metrics are flushed
+(``chalicelib/observability/handler.py``).
+
+Each resolver Lambda's GraphQL fields are in ``chalicelib/<domain>/graphql.py``.
 
 Resource names (queues, schedules) are read once here from the stage's
 environment (``JUCR_APP_NAME``, ``JUCR_STAGE``, ``OCM_SYNC_SCHEDULE``) because
@@ -12,6 +17,8 @@ Chalice needs them at import; everything else is read lazily via settings.
 import os
 
 from chalice import Chalice
+
+from chalicelib.observability.handler import observed
 
 # configure_logs=False: Chalice would add its own plain-text handler to the "jucr" logger, the one
 # Powertools writes JSON to, so every record went out twice and once past the PII-scrubbing formatter.
@@ -26,6 +33,7 @@ _SWEEP_SCHEDULE = os.environ.get("OCM_FULL_SWEEP_SCHEDULE", "rate(1 day)")
 # --- AppSync: authorizer and resolvers -------------------------------------------------
 
 @app.lambda_function(name="authorizer")
+@observed
 def authorizer(event, context):
     from chalicelib.auth.entry import authorize
 
@@ -33,6 +41,7 @@ def authorizer(event, context):
 
 
 @app.lambda_function(name="auth_resolver")
+@observed
 def auth_resolver(event, context):
     from chalicelib.auth.entry import resolve
 
@@ -40,6 +49,7 @@ def auth_resolver(event, context):
 
 
 @app.lambda_function(name="billing_resolver")
+@observed
 def billing_resolver(event, context):
     from chalicelib.billing.entry import resolve
 
@@ -47,6 +57,7 @@ def billing_resolver(event, context):
 
 
 @app.lambda_function(name="stations_resolver")
+@observed
 def stations_resolver(event, context):
     from chalicelib.ocm.entry import resolve
 
@@ -56,6 +67,7 @@ def stations_resolver(event, context):
 # --- Queues --------------------------------------------------------------------------
 
 @app.on_sqs_message(queue=f"{_PREFIX}-billing", batch_size=10, name="billing_consumer")
+@observed
 def billing_consumer(event):
     from chalicelib.billing.entry import handle_sessions
 
@@ -63,6 +75,7 @@ def billing_consumer(event):
 
 
 @app.on_sqs_message(queue=f"{_PREFIX}-wallets", batch_size=10, name="wallet_opener")
+@observed
 def wallet_opener(event):
     from chalicelib.billing.entry import handle_registrations
 
@@ -70,6 +83,7 @@ def wallet_opener(event):
 
 
 @app.on_sqs_message(queue=f"{_PREFIX}-billing-dlq", batch_size=10, name="reconcile_billing_dlq")
+@observed
 def reconcile_billing_dlq(event):
     from chalicelib.dlq.entry import reconcile
 
@@ -77,6 +91,7 @@ def reconcile_billing_dlq(event):
 
 
 @app.on_sqs_message(queue=f"{_PREFIX}-wallets-dlq", batch_size=10, name="reconcile_wallets_dlq")
+@observed
 def reconcile_wallets_dlq(event):
     from chalicelib.dlq.entry import reconcile
 
@@ -84,6 +99,7 @@ def reconcile_wallets_dlq(event):
 
 
 @app.on_sqs_message(queue=f"{_PREFIX}-ocm-sync-dlq", batch_size=10, name="reconcile_ocm_sync_dlq")
+@observed
 def reconcile_ocm_sync_dlq(event):
     from chalicelib.dlq.entry import reconcile
 
@@ -95,6 +111,7 @@ def reconcile_ocm_sync_dlq(event):
 if _SYNC_SCHEDULE != "off":
 
     @app.schedule(_SYNC_SCHEDULE, name="ocm_sync")
+    @observed
     def ocm_sync(event):
         from chalicelib.ocm.entry import scheduled_sync
 
@@ -104,6 +121,7 @@ if _SYNC_SCHEDULE != "off":
 if _SWEEP_SCHEDULE != "off":
 
     @app.schedule(_SWEEP_SCHEDULE, name="ocm_full_sweep")
+    @observed
     def ocm_full_sweep(event):
         from chalicelib.ocm.entry import scheduled_sync
 

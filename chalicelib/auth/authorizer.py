@@ -28,10 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.appsync_authorizer_event import (
+    AppSyncAuthorizerEvent,
+    AppSyncAuthorizerResponse,
+)
+
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.tokens import InvalidToken, verify_access_token
 
-DENY: dict[str, Any] = {"isAuthorized": False, "ttlOverride": 0}
+DENY: dict[str, Any] = AppSyncAuthorizerResponse(authorize=False, max_age=0).asdict()
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,21 @@ class AuthorizerConfig:
     deny_list: DenyList
 
 
-def decide(event: Any, config: AuthorizerConfig, now: dt.datetime) -> dict[str, Any]:
+def _token(event: Any) -> Any:
+    """The request's ``authorizationToken``; ``None`` for a request without one or not shaped like AppSync's."""
+    if not isinstance(event, Mapping):
+        return None
+    typed = event if isinstance(event, AppSyncAuthorizerEvent) else AppSyncAuthorizerEvent(dict(event))
+    try:
+        return typed.authorization_token
+    except KeyError:
+        return None
+
+
+def decide(event: AppSyncAuthorizerEvent | Mapping[str, Any] | None, config: AuthorizerConfig,
+           now: dt.datetime) -> dict[str, Any]:
     """AppSync's authorizer contract; any doubt answers ``isAuthorized: false``, never an exception."""
-    token = event.get("authorizationToken") if isinstance(event, Mapping) else None
+    token = _token(event)
     try:
         claims = verify_access_token(token, config.keys, issuer=config.issuer, audience=config.audience, now=now)
     except InvalidToken:
@@ -79,9 +96,8 @@ def decide(event: Any, config: AuthorizerConfig, now: dt.datetime) -> dict[str, 
     remaining = claims.expires_at - int(now.timestamp())
     if remaining <= 0:
         return dict(DENY)
-    return {
-        "isAuthorized": True,
-        "resolverContext": {"userId": claims.user_id, "tokenVersion": str(claims.token_version)},
-        "deniedFields": [],
-        "ttlOverride": max(0, min(remaining, config.cache_seconds)),
-    }
+    return AppSyncAuthorizerResponse(
+        authorize=True,
+        resolver_context={"userId": claims.user_id, "tokenVersion": str(claims.token_version)},
+        max_age=max(0, min(remaining, config.cache_seconds)),
+    ).asdict()

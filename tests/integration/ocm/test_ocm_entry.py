@@ -29,10 +29,19 @@ def _event(field, **arguments):
             "info": {"fieldName": field, "parentTypeName": "Query"}}
 
 
-def test_scheduled_sync_then_station_queries(wired, standin, fixture_records_master, capsys):
-    from chalicelib.ocm.entry import resolve, scheduled_sync
+def scheduled_event() -> dict:
+    """What the EventBridge schedule rule sends ``ocm_sync``."""
+    return {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-02-21T14:31:00Z", "region": "eu-central-1",
+            "resources": ["arn:aws:events:eu-central-1:123456789012:rule/jucr-test-ocm_sync"], "detail": {}}
 
-    payload = scheduled_sync(full=False, context=LocalLambdaContext("ocm_sync", timeout_seconds=300))
+
+def test_scheduled_sync_then_station_queries(wired, standin, fixture_records_master, capsys):
+    """Through app.py's handler: its wrapper flushes the sync's metrics (the alarm's OcmSyncCompleted)."""
+    import app
+    from chalicelib.ocm.entry import resolve
+
+    payload = app.ocm_sync(scheduled_event(), LocalLambdaContext("ocm_sync", timeout_seconds=300))
     assert payload["processed"] == 1586 and payload["inserted"] == 1586 and payload["complete"] is True
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert any(m.get("OcmSyncCompleted") == [1.0] or m.get("OcmSyncCompleted") == 1.0 for m in emf), emf
@@ -58,12 +67,12 @@ def test_scheduled_sync_then_station_queries(wired, standin, fixture_records_mas
 
 
 def test_removed_stations_are_not_near_but_still_readable(wired, standin):
-    from chalicelib.ocm.entry import resolve, scheduled_sync
+    import app
+    from chalicelib.ocm.entry import resolve
 
-    context = LocalLambdaContext("ocm_sync", timeout_seconds=300)
-    scheduled_sync(full=False, context=context)
+    app.ocm_sync(scheduled_event(), LocalLambdaContext("ocm_sync", timeout_seconds=300))
     standin.delist(2388)
-    sweep = scheduled_sync(full=True, context=context)
+    sweep = app.ocm_full_sweep(scheduled_event(), LocalLambdaContext("ocm_full_sweep", timeout_seconds=300))
     assert sweep["removed"] == 1 and sweep["mode"] == "full"
 
     near = resolve(_event("stationsNear", lat=34.050745, lon=-118.081014, radiusKm=1, first=5), None)
@@ -81,9 +90,11 @@ def test_resolver_rejects_bad_arguments_and_unknown_fields(wired):
 
 
 def test_scheduled_sync_stops_before_the_lambda_runs_out(wired, standin, capsys):
-    from chalicelib.ocm.entry import scheduled_sync
+    import app
 
-    payload = scheduled_sync(full=False, context=LocalLambdaContext("ocm_sync", timeout_seconds=5))
+    payload = app.ocm_sync(scheduled_event(), LocalLambdaContext("ocm_sync", timeout_seconds=5))
     assert payload["complete"] is False and payload["processed"] == 0
-    assert "OcmSyncCompleted" not in capsys.readouterr().out  # an unfinished run does not feed the alarm
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any("OcmRecordsFailed" in m for m in emf), emf  # the run's metrics went out ...
+    assert not any("OcmSyncCompleted" in m for m in emf)  # ... but an unfinished run does not feed the alarm
     assert standin.request_count == 0
