@@ -1,4 +1,4 @@
-"""Idempotent provisioning of the bus, queues (with redrive) and routing rules.
+"""Idempotent provisioning of the bus (with its policy), queues (with redrive) and routing rules.
 
 Used by the deploy step (real AWS) and by the local stack (moto), so both get
 the same resources from the same code. Every ``ensure_*`` reports "created",
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import Settings
-from chalicelib.contracts.events import EVENT_SOURCES
+from chalicelib.contracts.events import trusted_sources
 from chalicelib.topology import QUEUES, QueueSpec, rule_name
 
 
@@ -65,6 +65,36 @@ class Infra:
             arn = events.create_event_bus(Name=name)["EventBusArn"]
             self.changes.record("created", "event bus", name)
         return arn
+
+    def bus_policy(self, bus_arn: str) -> dict[str, Any]:
+        """Only this account may put events on the bus, and only under a source we know.
+
+        The Allow names this account alone, so no other account can put at all (cross-account
+        PutEvents needs the bus policy's grant). The Deny is what binds principals of this
+        account too: whatever their own IAM policy allows, a source outside the trusted map
+        is refused before any rule sees it.
+        """
+        partition, account = bus_arn.split(":")[1], bus_arn.split(":")[4]
+        sources = sorted(set(trusted_sources(self.settings.session_event_source).values()))
+        put = {"Action": "events:PutEvents", "Resource": bus_arn}
+        return {"Version": "2012-10-17", "Statement": [
+            {"Sid": "ThisAccountKnownSources", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"}, **put,
+             "Condition": {"StringEquals": {"events:source": sources}}},
+            {"Sid": "DenyUnknownSources", "Effect": "Deny", "Principal": "*",
+             **put, "Condition": {"StringNotEquals": {"events:source": sources}}},
+        ]}
+
+    def ensure_bus_policy(self, bus_arn: str) -> None:
+        events = self.client("events")
+        name = self.settings.event_bus_name
+        desired = self.bus_policy(bus_arn)
+        current = events.describe_event_bus(Name=name).get("Policy")
+        if current and json.loads(current) == desired:
+            self.changes.record("unchanged", "bus policy", name)
+            return
+        events.put_permission(EventBusName=name, Policy=json.dumps(desired))
+        self.changes.record("updated" if current else "created", "bus policy", name)
 
     # -- queues ------------------------------------------------------------
     def desired_queue_attributes(self, spec: QueueSpec) -> dict[str, str]:
@@ -129,7 +159,9 @@ class Infra:
         name = rule_name(self.settings, spec)
         bus = self.settings.event_bus_name
         # Trusted by source, not by name: a SESSION_ENDED from anywhere but the Session Service is not billed.
-        sources = sorted({EVENT_SOURCES[detail_type] for detail_type in spec.detail_types})
+        # (With several detail-types the pattern would also let one type in from another's source; the
+        # consumer checks each pair, so that stays refused.)
+        sources = sorted(set(spec.accepted_sources(self.settings).values()))
         pattern = json.dumps({"source": sources, "detail-type": list(spec.detail_types)}, separators=(",", ":"))
         try:
             current = events.describe_rule(Name=name, EventBusName=bus)
@@ -156,7 +188,7 @@ class Infra:
 
     # -- all -----------------------------------------------------------------
     def apply_messaging(self) -> Changes:
-        self.ensure_bus()
+        self.ensure_bus_policy(self.ensure_bus())
         for spec in QUEUES:  # DLQs first (QUEUES lists them first), so redrive can name them
             self.ensure_queue(spec)
         for spec in QUEUES:

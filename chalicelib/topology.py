@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.config import Settings
+from chalicelib.contracts.events import SESSION_ENDED, USER_REGISTERED, trusted_sources
 
 # Function timeouts (seconds); .chalice/config.json must say the same (a test ties them).
 # A queue's visibility timeout is 6x its consumer's timeout, as AWS recommends for SQS triggers.
@@ -49,13 +50,22 @@ class QueueSpec:
     def retention(self) -> int:
         return DLQ_RETENTION_SECONDS if self.is_dlq else SOURCE_RETENTION_SECONDS
 
+    def accepted_sources(self, settings: Settings) -> dict[str, str]:
+        """Detail-type -> the one source this queue takes it from; empty for a DLQ.
+
+        The bus rule feeding the queue and the batch runner consuming it both read this,
+        so an event that reaches the queue some other way is refused on the same terms.
+        """
+        trusted = trusted_sources(settings.session_event_source)
+        return {detail_type: trusted[detail_type] for detail_type in self.detail_types}
+
 
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("billing-dlq", consumer="reconcile_billing_dlq"),
     QueueSpec("wallets-dlq", consumer="reconcile_wallets_dlq"),
     QueueSpec("ocm-sync-dlq", consumer="reconcile_ocm_sync_dlq"),
-    QueueSpec("billing", consumer="billing_consumer", dlq="billing-dlq", detail_types=("SESSION_ENDED",)),
-    QueueSpec("wallets", consumer="wallet_opener", dlq="wallets-dlq", detail_types=("USER_REGISTERED",)),
+    QueueSpec("billing", consumer="billing_consumer", dlq="billing-dlq", detail_types=(SESSION_ENDED,)),
+    QueueSpec("wallets", consumer="wallet_opener", dlq="wallets-dlq", detail_types=(USER_REGISTERED,)),
 )
 
 QUEUE_SHORT_NAMES = tuple(q.short for q in QUEUES)
@@ -66,6 +76,14 @@ def queue_spec(short: str) -> QueueSpec:
         if spec.short == short:
             return spec
     raise KeyError(f"unknown queue {short!r}; expected one of {', '.join(QUEUE_SHORT_NAMES)}")
+
+
+def accepted_sources(short: str, settings: Settings) -> dict[str, str]:
+    """The queue's detail-type -> trusted source map; empty for a DLQ or a queue not in the topology."""
+    try:
+        return queue_spec(short).accepted_sources(settings)
+    except KeyError:
+        return {}
 
 
 def rule_name(settings: Settings, queue: QueueSpec) -> str:

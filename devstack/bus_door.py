@@ -6,24 +6,25 @@ import json
 from typing import Any
 
 from chalicelib import bootstrap
-from chalicelib.contracts.events import EVENT_SOURCES
+from chalicelib.contracts.events import trusted_sources
 
 
 def put_raw_event(body: Any) -> tuple[int, dict[str, Any]]:
     """Accept the seed form ``{"eventType": ..., ...}`` or an entry ``{"detail-type", "detail", "source"}``."""
     if not isinstance(body, dict):
         return 400, {"error": "an event must be a JSON object"}
+    settings = bootstrap.settings()
+    sources = trusted_sources(settings.session_event_source)  # a seed goes out as its trusted producer would
     if "detail-type" in body or "detail" in body:
         detail_type, detail = body.get("detail-type"), body.get("detail")
-        source = body.get("source") or EVENT_SOURCES.get(detail_type, "jucr.local")
+        source = body.get("source") or sources.get(detail_type, "jucr.local")
     else:
         detail_type, detail = body.get("eventType"), body
-        source = EVENT_SOURCES.get(detail_type, "jucr.local")
+        source = sources.get(detail_type, "jucr.local")
     if not isinstance(detail_type, str) or not detail_type.strip():
         return 400, {"error": "an event needs a type: 'eventType' (or 'detail-type' with 'detail')"}
     if not isinstance(detail, dict):
         return 400, {"error": "'detail' must be a JSON object"}
-    settings = bootstrap.settings()
     response = bootstrap.aws_client("events").put_events(
         Entries=[{"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail),
                   "EventBusName": settings.event_bus_name}]

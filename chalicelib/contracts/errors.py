@@ -1,7 +1,8 @@
 """Errors that cross a boundary (GraphQL, events, CLI) with a stable type name.
 
 AppSync direct Lambda resolvers report an exception's class name as the
-GraphQL ``errorType``, so the class names here *are* the public error types.
+GraphQL ``errorType``, and the SQS batch runner sends it as a dead letter's
+``errorType`` attribute, so the class names here *are* the public error types.
 """
 
 from __future__ import annotations
@@ -50,8 +51,33 @@ class Conflict(ApiError):
     """The request collides with existing state (e.g. the email is taken)."""
 
 
-class AccountLocked(ApiError):
-    """Too many failed sign-ins; try again later."""
+class TooManyAttempts(ApiError):
+    """Too many failed sign-ins from here: ``retryAfterSeconds`` says when the next is checked (a delay, not a lock)."""
+
+
+# Why a queue consumer could not handle a message. The batch runner retries a
+# TransientError and dead-letters a PermanentError with the class name as the
+# ``errorType`` message attribute, which the reconciler classifies on: the names
+# below are a contract between the domain that raises and the one that reconciles,
+# so a new case gets a new class here rather than a phrase in a message.
+class PermanentError(Exception):
+    """Retrying can never succeed; the message says why (no PII)."""
+
+
+class TransientError(Exception):
+    """A later attempt may succeed (e.g. a prerequisite not there yet)."""
+
+
+class WalletNotOpen(TransientError):
+    """The user's wallet does not exist yet: USER_REGISTERED may simply not be processed yet (early, not wrong)."""
+
+
+class SessionReused(PermanentError):
+    """The sessionId is already billed for another user or other usage: no retry can fix a re-used id."""
+
+
+class UntrustedSource(PermanentError):
+    """The event's ``source`` is not the publisher the queue trusts: a forgery, never acted on for its ids."""
 
 
 # marshmallow's text for a key the schema does not declare (``unknown = RAISE``).

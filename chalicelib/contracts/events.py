@@ -152,6 +152,16 @@ EVENT_SOURCES: dict[str, str] = {
     OCM_SYNC_COMPLETED: "jucr.ocm",
 }
 
+
+def trusted_sources(session_source: str) -> dict[str, str]:
+    """Detail-type -> the one source trusted to publish it.
+
+    The Session Service is the only producer outside this app, so its source is a setting
+    (``SESSION_EVENT_SOURCE``, default the map's ``jucr.session``); the bus rules, the
+    consumers' check, the publishing roles and the bus policy all read this one map.
+    """
+    return {**EVENT_SOURCES, SESSION_ENDED: session_source}
+
 _ENVELOPE_KEYS = ("eventType", "eventId", "schemaVersion", "occurredAt", "idempotencyKey", "correlationId")
 
 

@@ -29,6 +29,7 @@ from chalicelib.dlq.letters import read_body
 from chalicelib.dlq.queues import DLQ_SHORT_NAMES, NotADeadLetterQueue
 from chalicelib.dlq.reconciler import ACTION_METRICS
 from chalicelib.dlq.replay import REPLAY, SKIP_VERDICTS, Candidate, Filters, Replayer, parse_age
+from chalicelib.timestamps import aware_utc
 
 CONFIRM_ABOVE = 5
 AUDIT_MAX = 100
@@ -122,7 +123,7 @@ def _print(obj: Any) -> None:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+        return aware_utc(value).isoformat()
     return str(value)
 
 

@@ -17,7 +17,7 @@ from chalicelib import bootstrap
 from chalicelib.dlq.letters import DeadLetter
 from chalicelib.dlq.queues import SqsQueues
 from chalicelib.dlq.reconciler import ACTION_METRICS, BILLING_FAILED_ACTION, Reconciler
-from chalicelib.dlq.repository import INDEXES, DeadLetterRepository, MongoInvoiceLookup
+from chalicelib.dlq.repository import INDEXES, BillingInvoiceLookup, DeadLetterRepository
 from chalicelib.events.consumer import Delivery, run_batch
 from chalicelib.observability import logger, metrics
 from chalicelib.observability.metrics import MetricUnit
@@ -31,7 +31,7 @@ def build_reconciler() -> Reconciler:
         SqsQueues(bootstrap.aws_client("sqs"), settings),
         bootstrap.publisher(),
         bootstrap.utc_now,
-        invoices=MongoInvoiceLookup(db),
+        invoice_states=BillingInvoiceLookup(db),
         redrive_limit=settings.redrive_limit,
         redrive_delay_seconds=settings.dlq_redrive_delay_seconds,
     )
@@ -44,7 +44,7 @@ def replay_ports() -> dict[str, Any]:
         "settings": bootstrap.settings(),
         "dead_letters": DeadLetterRepository(db),
         "queues": SqsQueues(bootstrap.aws_client("sqs"), bootstrap.settings()),
-        "invoices": MongoInvoiceLookup(db),
+        "invoice_states": BillingInvoiceLookup(db),
         "clock": bootstrap.utc_now,
     }
 
@@ -64,7 +64,7 @@ def reconcile(dlq_short_name: str, event_dict: dict[str, Any], context: Any) -> 
         metrics.add_metric(name=ACTION_METRICS[decision.action], unit=MetricUnit.Count, value=1)
         logger.info("dead letter reconciled", extra={
             "recordOutcome": record_outcome(decision.action), "queue": dlq_short_name, "action": decision.action,
-            "failureClass": decision.failure_class,
+            "failureClass": decision.failure_class, "errorType": decision.error_type,
             "eventType": decision.event_type, "businessKey": decision.business_key, "reason": decision.reason,
         })
 

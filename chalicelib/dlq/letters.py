@@ -3,10 +3,12 @@
 A dead letter reaches us in one of two shapes: a Lambda SQS record (the
 reconciler) or a boto3 ``receive_message`` message (the operator CLI). Both
 carry the original body (an EventBridge event JSON) and the attributes that
-tell why it died: ``failureClass=permanent`` + ``failureReason`` + ``sourceQueue``
-when the consumer judged it hopeless, nothing when SQS moved it after
-``maxReceiveCount`` receives (transient, retries exhausted), ``ERROR_CODE`` /
-``ERROR_MESSAGE`` when an EventBridge target or Lambda async invocation gave up.
+tell why it died: ``failureClass=permanent`` + ``errorType`` (the class the handler
+raised, a name from :mod:`chalicelib.contracts.errors` or the store's) +
+``failureReason`` (text for a person) + ``sourceQueue`` when the consumer judged it
+hopeless, nothing when SQS moved it after ``maxReceiveCount`` receives (transient,
+retries exhausted), ``ERROR_CODE`` / ``ERROR_MESSAGE`` when an EventBridge target or
+Lambda async invocation gave up.
 ``redriveCount`` and ``replayCount`` travel with messages we send back.
 """
 
@@ -32,6 +34,7 @@ UNPARSEABLE = "unparseable"
 # Attribute names agreed with the consumers (billing) and the reconciler.
 ATTR_FAILURE_CLASS = "failureClass"
 ATTR_FAILURE_REASON = "failureReason"
+ATTR_ERROR_TYPE = "errorType"
 ATTR_SOURCE_QUEUE = "sourceQueue"
 ATTR_REDRIVE_COUNT = "redriveCount"
 ATTR_REPLAY_COUNT = "replayCount"
@@ -41,6 +44,7 @@ _FOREIGN_ERROR_ATTRS = ("ERROR_MESSAGE", "ErrorMessage", "ERROR_CODE", "ErrorCod
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_STORED_BODY = 16 * 1024
+_CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 def _attr_value(value: Mapping[str, Any]) -> str | None:
@@ -87,6 +91,16 @@ class DeadLetter:
     @property
     def failure_class(self) -> str | None:
         return self.attributes.get(ATTR_FAILURE_CLASS)
+
+    @property
+    def error_type(self) -> str | None:
+        """The class name the consumer's handler raised (what the reconciler classifies on).
+
+        Anything but a plain class name (anyone who can send to the queue sets attributes)
+        counts as absent, so it never reaches the audit or the logs.
+        """
+        value = self.attributes.get(ATTR_ERROR_TYPE)
+        return value if value and _CLASS_NAME.fullmatch(value) else None
 
     @property
     def failure_reason(self) -> str | None:

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 from chalicelib.config import Settings
 from chalicelib.dlq.letters import DeadLetter
+from chalicelib.events.queues import StageQueues
 from chalicelib.topology import QUEUE_SHORT_NAMES, QUEUES
 
-SQS_MAX_DELAY = 900
 SQS_MAX_VISIBILITY = 12 * 3600
 # The operator tools read only these: peeking a source queue would hide live messages from
 # their consumer and bump their receive count towards maxReceiveCount.
@@ -40,35 +40,28 @@ class QueuePort(Protocol):
 
 
 class SqsQueues:
-    """A boto3 SQS client bound to this stage's queue names."""
+    """This stage's queues for the reconciler and the operator tools: the shared adapter, plus peeking.
+
+    Only the topology's queues: a name it does not declare is refused before any call.
+    """
 
     def __init__(self, client: Any, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self._urls: dict[str, str] = {}
+        self._queues = StageQueues(client, settings.queue_name)
 
     def url(self, short: str) -> str:
         if short not in QUEUE_SHORT_NAMES:
             raise UnknownQueue(short)
-        if short not in self._urls:
-            self._urls[short] = self.client.get_queue_url(QueueName=self.settings.queue_name(short))["QueueUrl"]
-        return self._urls[short]
+        return self._queues.url(short)
 
     def send(self, short: str, body: str, attributes: dict[str, str], delay_seconds: int = 0) -> str:
-        response = self.client.send_message(
-            QueueUrl=self.url(short), MessageBody=body,
-            DelaySeconds=max(0, min(SQS_MAX_DELAY, int(delay_seconds))),
-            MessageAttributes={k: {"DataType": "String", "StringValue": str(v)} for k, v in attributes.items()},
-        )
-        return response["MessageId"]
+        self.url(short)
+        return self._queues.send(short, body, attributes, delay_seconds)
 
     def depth(self, short: str) -> dict[str, int]:
-        attrs = self.client.get_queue_attributes(
-            QueueUrl=self.url(short),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                            "ApproximateNumberOfMessagesDelayed"],
-        )["Attributes"]
-        return {k: int(v) for k, v in attrs.items()}
+        self.url(short)
+        return self._queues.depth(short)
 
     def peek(self, short: str, limit: int, visibility_seconds: int = 20, release: bool = True) -> list[DeadLetter]:
         """Up to ``limit`` messages, without deleting them; see the module docstring for the caveat.

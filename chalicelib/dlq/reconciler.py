@@ -1,19 +1,23 @@
 """Decide what happens to each dead letter, do it, and write it down.
 
-Decision by cause and attempt history:
+Decision by cause and attempt history. The cause is read from the body and the
+attributes, never from the reason text: ``errorType`` (the class the consumer raised,
+see :mod:`chalicelib.contracts.errors`), then ``failureClass`` (see :func:`classify`).
 - transient (SQS moved it after maxReceiveCount, a bus target gave up, or the
-  consumer said the user's wallet is not open yet, which may just mean early)
-  and fewer than ``redrive_limit`` re-drives so far: send it back to its source
-  queue with ``redriveCount + 1`` and a delay that doubles per re-drive;
-- permanent (invalid or unparseable payload, the consumer's permanent verdict,
-  or still transient after the bounded re-drives): a ``SESSION_ENDED`` gets a
+  consumer raised ``WalletNotOpen``: the user's wallet is not open yet, which may
+  just mean early) and fewer than ``redrive_limit`` re-drives so far: send it back
+  to its source queue with ``redriveCount + 1`` and a delay that doubles per re-drive;
+- permanent (invalid or unparseable payload, a permanent ``errorType`` or the
+  consumer's permanent verdict, or still transient after the bounded re-drives): a ``SESSION_ENDED`` gets a
   compensating ``BILLING_FAILED`` so the session service and support can act;
   anything else is parked. Parked and compensated letters keep their (PII
   scrubbed) body in the audit so ``dlq replay`` can send them again after a fix.
 
 A ``SESSION_ENDED`` whose session already has an invoice is never compensated:
 billing may have debited the wallet already, so ``BILLING_FAILED`` would be a
-lie and the invoice's own events would never be sent. Its invoice decides:
+lie and the invoice's own events would never be sent. Its invoice, as billing's
+published ``invoice_state`` reports it, decides (one of another user's does not
+count: the sessionId was re-used, see :func:`chalicelib.dlq.repository.invoice_for`):
 - events published: the session is billed, nothing to do (``already-billed``);
 - events not yet published (bus down for longer than the retries, or a store
   error after the debit): re-driven like a transient failure, because
@@ -35,7 +39,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from chalicelib.contracts.errors import SessionReused, UntrustedSource, WalletNotOpen
 from chalicelib.contracts.events import BILLING_FAILED, SESSION_ENDED, derived_event_id
 from chalicelib.dlq.letters import (
     ATTR_REDRIVE_COUNT,
@@ -50,9 +56,11 @@ from chalicelib.dlq.letters import (
     source_queue_of,
     storable_body,
 )
-from chalicelib.dlq.queues import SQS_MAX_DELAY, QueuePort
-from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED, DeadLetterRepository, InvoiceLookup
+from chalicelib.dlq.queues import QueuePort
+from chalicelib.dlq.repository import DONE, DeadLetterRepository, InvoiceLookup, invoice_for
+from chalicelib.events.consumer import PERMANENT_ERRORS
 from chalicelib.events.publisher import OutgoingEvent, Publisher
+from chalicelib.events.queues import SQS_MAX_DELAY_SECONDS
 
 REDRIVEN = "redriven"
 BILLING_FAILED_ACTION = "billing_failed"
@@ -72,9 +80,12 @@ ACTION_METRICS = {
     ALREADY_BILLED: "DeadLetterAlreadyApplied",
 }
 
-# A consumer's reason that means "too early", not "wrong": the wallet is opened
-# by choreography (USER_REGISTERED) and may simply not exist yet.
-_EARLY_MARKERS = ("wallet_not_found", "wallet not found", "wallet not open", "walletnotopen")
+# errorTypes that mean "too early", not "wrong", whatever failureClass says: the wallet is
+# opened by choreography (USER_REGISTERED) and may simply not exist yet.
+EARLY_ERROR_TYPES = {WalletNotOpen.__name__: "wallet not open yet (may be early)"}
+# errorTypes retrying cannot fix: the batch runner's permanent classes and their named cases.
+PERMANENT_ERROR_TYPES = frozenset({*(cls.__name__ for cls in PERMANENT_ERRORS), SessionReused.__name__,
+                                   UntrustedSource.__name__})
 
 
 @dataclass(frozen=True)
@@ -85,40 +96,52 @@ class Decision:
     reason: str
     event_type: str | None = None
     business_key: dict[str, str] | None = None
+    error_type: str | None = None
 
 
-def _is_early(reason: str | None) -> bool:
-    lowered = (reason or "").lower()
-    return any(marker in lowered for marker in _EARLY_MARKERS)
+class Cause(NamedTuple):
+    """Why a letter died, as far as the body and the attributes tell."""
+
+    failure_class: str
+    reason: str
+    error_type: str | None
 
 
-def classify(letter: DeadLetter, reading: Reading) -> tuple[str, str]:
-    """(failure class, reason) from the body and the attributes alone."""
+def classify(letter: DeadLetter, reading: Reading) -> Cause:
+    """Failure class and reason from the body, ``errorType`` and ``failureClass``; the reason text is only repeated.
+
+    In order: a body that fails the contract is permanent; an early ``errorType`` is
+    transient; a permanent ``errorType`` or ``failureClass=permanent`` is permanent;
+    anything else (no attributes: SQS moved it after its receives; a bus target's
+    ``ERROR_CODE``) is transient.
+    """
+    error_type = letter.error_type
     if reading.problem:
-        return PERMANENT, reading.problem
+        return Cause(PERMANENT, reading.problem, error_type)
     reason = letter.failure_reason
-    if letter.failure_class == PERMANENT and not _is_early(reason):
-        return PERMANENT, reason or "consumer judged the message permanent"
-    if _is_early(reason):
-        return TRANSIENT, f"wallet not open yet (may be early): {reason}"
-    return TRANSIENT, reason or "retries exhausted (moved by SQS after maxReceiveCount)"
+    if error_type in EARLY_ERROR_TYPES:
+        return Cause(TRANSIENT, f"{EARLY_ERROR_TYPES[error_type]}: {reason or error_type}", error_type)
+    if error_type in PERMANENT_ERROR_TYPES or letter.failure_class == PERMANENT:
+        return Cause(PERMANENT, reason or f"consumer judged the message permanent ({error_type or 'no errorType'})",
+                     error_type)
+    return Cause(TRANSIENT, reason or "retries exhausted (moved by SQS after maxReceiveCount)", error_type)
 
 
 def redrive_delay(base_seconds: int, redrive_count: int) -> int:
     """Seconds before the next re-drive is visible: base, 2x base, 4x base, ... capped by SQS."""
-    return min(SQS_MAX_DELAY, base_seconds * (2 ** redrive_count))
+    return min(SQS_MAX_DELAY_SECONDS, base_seconds * (2 ** redrive_count))
 
 
 class Reconciler:
     """One dead letter at a time: classify, act, audit. Takes all its ports as arguments."""
 
     def __init__(self, dead_letters: DeadLetterRepository, queues: QueuePort, publisher: Publisher,
-                 clock: Callable[[], dt.datetime], *, invoices: InvoiceLookup, redrive_limit: int,
+                 clock: Callable[[], dt.datetime], *, invoice_states: InvoiceLookup, redrive_limit: int,
                  redrive_delay_seconds: int) -> None:
         self.dead_letters = dead_letters
         self.queues = queues
         self.publisher = publisher
-        self.invoices = invoices
+        self.invoice_states = invoice_states
         self.clock = clock
         self.redrive_limit = redrive_limit
         self.redrive_delay_seconds = redrive_delay_seconds
@@ -126,14 +149,17 @@ class Reconciler:
     def handle(self, dlq: str, letter: DeadLetter) -> Decision:
         reading = read_body(letter.body)
         key = letter_key(dlq, letter, reading)
-        failure_class, reason = classify(letter, reading)
+        failure_class, reason, error_type = classify(letter, reading)
         source = source_queue_of(dlq, letter)
         can_redrive = source is not None and letter.redrive_count < self.redrive_limit
-        session_id = reading.session_id
-        invoice = self.invoices.invoice_state(session_id) if session_id and self._compensable(dlq, reading) else None
-        if invoice == EVENTS_PUBLISHED:
+        # A re-used sessionId's stored invoice belongs to another event (another user or usage), so it
+        # never makes this letter "already billed": the letter itself was refused and is compensated.
+        invoice = (invoice_for(self.invoice_states, reading.session_id, reading.user_id)
+                   if reading.session_id and self._compensable(dlq, reading, error_type)
+                   and error_type != SessionReused.__name__ else None)
+        if invoice is not None and invoice.events_published:
             action, reason = ALREADY_BILLED, f"session already invoiced and its events published; letter said: {reason}"
-        elif invoice == EVENTS_PENDING:
+        elif invoice is not None:
             action, failure_class, reason = self._billed_pending(letter, can_redrive, reason)
         elif failure_class == TRANSIENT and can_redrive:
             action = REDRIVEN
@@ -141,12 +167,13 @@ class Reconciler:
             if failure_class == TRANSIENT:
                 reason = f"still failing after {letter.redrive_count} re-drive(s): {reason}"
                 failure_class = PERMANENT
-            action = BILLING_FAILED_ACTION if self._compensable(dlq, reading) else PARKED
-        decision = Decision(key, action, failure_class, reason[:500], reading.event_type, reading.business_key())
+            action = BILLING_FAILED_ACTION if self._compensable(dlq, reading, error_type) else PARKED
+        decision = Decision(key, action, failure_class, reason[:500], reading.event_type, reading.business_key(),
+                            error_type)
         existing = self.dead_letters.claim(self._record(dlq, letter, reading, decision, source))
         if existing is not None and existing.get("status") == DONE:
             return Decision(key, DUPLICATE, existing.get("failureClass", failure_class), existing.get("reason", ""),
-                            reading.event_type, reading.business_key())
+                            reading.event_type, reading.business_key(), error_type)
         result = self._act(decision, letter, reading, source)
         self.dead_letters.complete(key, {"result": result, "completedAt": self.clock()})
         return decision
@@ -160,8 +187,10 @@ class Reconciler:
         return BILLED_EVENTS_PENDING, PERMANENT, f"still unpublished after {letter.redrive_count} re-drive(s); {why}"
 
     @staticmethod
-    def _compensable(dlq: str, reading: Reading) -> bool:
-        return dlq == "billing-dlq" and reading.event_type == SESSION_ENDED and reading.session_id is not None
+    def _compensable(dlq: str, reading: Reading, error_type: str | None) -> bool:
+        """A billing letter of a session, unless forged: a BILLING_FAILED would reach the named user."""
+        return (dlq == "billing-dlq" and reading.event_type == SESSION_ENDED and reading.session_id is not None
+                and error_type != UntrustedSource.__name__)
 
     def _record(self, dlq: str, letter: DeadLetter, reading: Reading, decision: Decision,
                 source: str | None) -> dict:
@@ -175,6 +204,7 @@ class Reconciler:
             "originalEventId": reading.original_event_id,
             "businessKey": decision.business_key,
             "failureClass": decision.failure_class,
+            "errorType": decision.error_type,
             "reason": decision.reason,
             "action": decision.action,
             "redriveCount": letter.redrive_count,

@@ -6,10 +6,10 @@ reconciler parked in ``dead_letters`` (compensated or parked, body kept).
 Each candidate is checked before anything is sent:
 - it must validate against the current contract (an invalid one is reported,
   never replayed);
-- its effect must not already be recorded (a ``SESSION_ENDED`` whose invoice's
-  events are published is skipped; one whose invoice is stored but whose events
-  are not is replayed, since billing resumes from the step it reached and
-  publishes them);
+- its effect must not already be recorded (billing's published ``invoice_state``
+  tells: a ``SESSION_ENDED`` whose invoice's events are published is skipped; one
+  whose invoice is stored but whose events are not is replayed, since billing
+  resumes from the step it reached and publishes them);
 - it must not have been replayed before (``replay:<letter key>`` is inserted
   first; a duplicate key means someone already did).
 A dry run (the default) does only the checks and writes nothing.
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.billing.queries import InvoiceState
 from chalicelib.contracts.events import SESSION_ENDED
 from chalicelib.dlq.letters import (
     ATTR_REDRIVE_COUNT,
@@ -36,7 +37,8 @@ from chalicelib.dlq.letters import (
     source_queue_of,
 )
 from chalicelib.dlq.queues import DLQ_SHORT_NAMES, SQS_MAX_VISIBILITY, NotADeadLetterQueue, SqsQueues
-from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED, DeadLetterRepository, InvoiceLookup
+from chalicelib.dlq.repository import DONE, DeadLetterRepository, InvoiceLookup, invoice_for
+from chalicelib.timestamps import aware_utc
 
 REPLAY = "replay"
 # Why a candidate is not replayed: the audit records "skip:<verdict>", and the CLI's --action accepts them.
@@ -122,14 +124,14 @@ class Filters:
 class Replayer:
     """Select, check and (when told to) replay dead letters of one DLQ."""
 
-    def __init__(self, dlq: str, *, dead_letters: DeadLetterRepository, queues: SqsQueues, invoices: InvoiceLookup,
-                 clock: Callable[[], dt.datetime], **_: Any) -> None:
+    def __init__(self, dlq: str, *, dead_letters: DeadLetterRepository, queues: SqsQueues,
+                 invoice_states: InvoiceLookup, clock: Callable[[], dt.datetime], **_: Any) -> None:
         if dlq not in DLQ_SHORT_NAMES:
             raise NotADeadLetterQueue(dlq)
         self.dlq = dlq
         self.dead_letters = dead_letters
         self.queues = queues
-        self.invoices = invoices
+        self.invoice_states = invoice_states
         self.clock = clock
 
     def candidates(self, filters: Filters, *, hold: bool = False) -> list[Candidate]:
@@ -149,7 +151,7 @@ class Replayer:
         for record in self.dead_letters.parked(self.dlq, limit=max(filters.max * 5, 50)):
             letter = letter_from_record(record)
             found.setdefault(record["_id"], Candidate("audit", record["_id"], letter, read_body(letter.body),
-                                                      _aware(record.get("decidedAt")), record))
+                                                      aware_utc(record.get("decidedAt")), record))
         chosen = [c for c in found.values() if filters.accepts(c, now)][: filters.max]
         if hold:
             self.release([c for c in found.values() if c not in chosen])
@@ -168,19 +170,19 @@ class Replayer:
             candidate.verdict, candidate.detail = NOT_REPLAYABLE, f"{self.dlq} has no source queue to replay to"
         elif reading.problem:
             candidate.verdict, candidate.detail = INVALID, reading.problem
-        elif (invoice := self._invoice_state(reading)) == EVENTS_PUBLISHED:
+        elif (invoice := self._invoice_state(reading)) is not None and invoice.events_published:
             candidate.verdict, candidate.detail = ALREADY_APPLIED, "this session is invoiced and its events published"
         elif (existing := self.dead_letters.get(f"replay:{candidate.key}")) and existing.get("status") == DONE:
             candidate.verdict, candidate.detail = ALREADY_REPLAYED, f"by {existing.get('operator')}"
-        elif invoice == EVENTS_PENDING:
+        elif invoice is not None:
             candidate.verdict = REPLAY
             candidate.detail = f"to {source}: invoice stored, its events not yet published (billing resumes)"
         else:
             candidate.verdict, candidate.detail = REPLAY, f"to {source}"
 
-    def _invoice_state(self, reading: Reading) -> str | None:
+    def _invoice_state(self, reading: Reading) -> InvoiceState | None:
         if reading.event_type == SESSION_ENDED and reading.session_id:
-            return self.invoices.invoice_state(reading.session_id)
+            return invoice_for(self.invoice_states, reading.session_id, reading.user_id)
         return None
 
     def execute(self, candidates: list[Candidate], operator: str) -> None:
@@ -226,9 +228,3 @@ class Replayer:
         candidate.result = {"outcome": "skipped"}
         self.dead_letters.claim(record)
         self.dead_letters.complete(key, {"result": candidate.result})
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return None

@@ -1,9 +1,13 @@
-"""Data access for the DLQ domain: the ``dead_letters`` audit and a read port on invoices.
+"""Data access for the DLQ domain: the ``dead_letters`` audit, and a port on how far billing got.
 
 Every record is keyed by a deterministic ``_id`` (a unique ``_id`` is how "handled
 once" is enforced, and an ``_id`` lookup uses an index on every server): reconciler
 decisions by :func:`chalicelib.dlq.letters.letter_key`, replays by
 ``replay:<letter key>``. pymongo errors never leave this module.
+
+Billing's data is billing's: what the DLQ needs to know about a session's invoice
+comes from billing's published query (:func:`chalicelib.billing.queries.invoice_state`),
+never from its collection.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from chalicelib.billing.queries import InvoiceState, invoice_state
 from chalicelib.store import IndexSpec
 from chalicelib.store.errors import translate_errors
 
 DEAD_LETTERS = "dead_letters"
-INVOICES = "invoices"  # owned by billing; read only here, by ``sessionId``
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(DEAD_LETTERS, (("queue", 1), ("decidedAt", -1)), name="dead_letters_queue_time"),
@@ -30,35 +34,41 @@ PENDING = "pending"
 DONE = "done"
 
 
-# How far billing got with a session, as its invoice records it (``None``: no invoice yet).
-# Billing stores the invoice, debits, settles, publishes INVOICE_GENERATED / PAYMENT_*,
-# and only then sets ``eventsPublished`` on the invoice; ``bill_session`` resumes from
-# any of those steps, so a SESSION_ENDED whose invoice is not yet published must be
-# delivered again (never compensated with BILLING_FAILED: the user may have paid).
-EVENTS_PENDING = "events-pending"
-EVENTS_PUBLISHED = "events-published"
-
-
 class InvoiceLookup(Protocol):
-    """Has the effect of a SESSION_ENDED already been recorded, and how completely?"""
+    """Has the effect of a SESSION_ENDED already been recorded, and how completely?
 
-    def invoice_state(self, session_id: str) -> str | None:
-        """``None`` (no invoice), ``EVENTS_PENDING`` or ``EVENTS_PUBLISHED``."""
+    Billing stores the invoice, debits, settles, publishes INVOICE_GENERATED / PAYMENT_*
+    and only then records the events as published; ``bill_session`` resumes from any of
+    those steps, so a SESSION_ENDED whose invoice's events are not yet published must be
+    delivered again (never compensated with BILLING_FAILED: the user may have paid).
+    """
+
+    def invoice_state(self, session_id: str) -> InvoiceState | None:
+        """``None``: no invoice yet; else how far billing took it."""
         ...
 
 
-class MongoInvoiceLookup:
-    """Reads billing's ``invoices`` collection by ``sessionId`` (unique there, so one small read)."""
+class BillingInvoiceLookup:
+    """:class:`InvoiceLookup` over billing's published query, on the database the Lambda already holds."""
 
     def __init__(self, db: Database) -> None:
-        self.collection = db[INVOICES]
+        self.db = db
 
-    def invoice_state(self, session_id: str) -> str | None:
-        with translate_errors("read invoices"):
-            invoice = self.collection.find_one({"sessionId": session_id}, {"_id": 1, "eventsPublished": 1})
-        if invoice is None:
-            return None
-        return EVENTS_PUBLISHED if invoice.get("eventsPublished") is True else EVENTS_PENDING
+    def invoice_state(self, session_id: str) -> InvoiceState | None:
+        return invoice_state(self.db, session_id)
+
+
+def invoice_for(lookup: InvoiceLookup, session_id: str, user_id: str | None) -> InvoiceState | None:
+    """The session's invoice, when it can be this letter's.
+
+    An invoice of another user under the same sessionId says nothing about this
+    session (the producer re-used the id; billing refuses it as ``SessionReused``):
+    treating it as "already billed" would drop the letter without anyone hearing of it.
+    """
+    state = lookup.invoice_state(session_id)
+    if state is not None and state.user_id and user_id and state.user_id != user_id:
+        return None
+    return state
 
 
 class DeadLetterRepository:

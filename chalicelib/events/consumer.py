@@ -5,9 +5,10 @@ through :func:`run_batch`, so failure handling is decided in one place:
 
 - success: the record is reported done and Lambda deletes it;
 - **permanent** failure (a contract ``ValidationError``, ``PermanentStoreError``,
-  :class:`PermanentError`, a body that is not an event): retrying cannot help,
-  so the record is sent straight to the queue's DLQ with message attributes
-  ``failureClass=permanent``, ``failureReason`` (human text, no PII),
+  :class:`PermanentError`, a body that is not an event, an event whose ``source``
+  is not the one the queue trusts for its detail-type, ``chalicelib/topology.py``):
+  retrying cannot help, so the record is sent straight to the queue's DLQ with
+  message attributes ``failureClass=permanent``, ``failureReason`` (no PII),
   ``sourceQueue``, ``errorType``, ``originalMessageId`` and ``redriveCount``
   (copied when the record had one), then reported done so it leaves the source
   queue. A queue without a DLQ keeps the record (reported failed);
@@ -22,23 +23,18 @@ through :func:`run_batch`, so failure handling is decided in one place:
 Per record the logger carries ``correlation_id`` (the envelope's
 ``correlationId``, else ``eventId``, else the bus event ``id``), ``messageId``,
 ``sourceQueue`` and ``receiveCount``; the keys are cleared after each record.
-The record that says how a record ended carries ``recordOutcome`` (here
-``dead-lettered`` or ``retry``; the consumers add ``billed``, ``payment-failed``,
-``wallet-opened``, ``compensated``, ...), one field to count outcomes by in
-Logs Insights and to read without parsing messages.
-Metrics (flushed at the end of each batch): ``RecordsSucceeded``,
-``RecordsRetried``, ``RecordsDeadLettered`` and ``EventLatencyMs`` (from the
-event's ``occurredAt``, else ``endedAt``, else the bus ``time``, to handling),
-each with dimension ``queue``.
-
-The SQS record bodies are EventBridge events delivered by a bus rule:
-``{"version","id","detail-type","source","time",...,"detail":{...}}``.
+The line saying how a record ended carries ``recordOutcome`` (here ``dead-lettered``
+or ``retry``; consumers add ``billed``, ``wallet-opened``, ...), one field to count by
+in Logs Insights. Metrics (flushed per batch, dimension ``queue``): ``RecordsSucceeded``,
+``RecordsRetried``, ``RecordsDeadLettered``, ``EventLatencyMs`` (from ``occurredAt``,
+else ``endedAt``, else the bus ``time``). Bodies are the EventBridge events a bus rule
+delivers (``{"id","detail-type","source","time",...,"detail":{...}}``); records are read
+through Powertools' ``SQSRecord``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,60 +42,73 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.contracts.errors import ValidationError
+from chalicelib.contracts.errors import PermanentError, TransientError, UntrustedSource, ValidationError
 from chalicelib.contracts.events import Event, parse_event
+from chalicelib.events.queues import StageQueues
 from chalicelib.observability.logs import logger, scrub
 from chalicelib.observability.metrics import MetricUnit, metrics
 from chalicelib.store.errors import PermanentStoreError
+from chalicelib.timestamps import parse_utc
+from chalicelib.topology import QUEUES, accepted_sources
 
 MAX_REASON_CHARS = 500
 
 
-class PermanentError(Exception):
-    """Raise from a record handler when retrying can never succeed; the message says why (no PII)."""
-
-
-class TransientError(Exception):
-    """Raise from a record handler when a later attempt may succeed (e.g. a prerequisite not there yet)."""
-
+# PermanentError and TransientError live in contracts (their names travel as ``errorType``);
+# handlers keep importing them from here.
+__all__ = ["PERMANENT_ERRORS", "Delivery", "PermanentError", "TransientError", "backoff_seconds", "run_batch"]
 
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (PermanentError, ValidationError, PermanentStoreError)
 
 
+def _read(prop: Callable[[], Any], default: Any) -> Any:
+    """An ``SQSRecord`` property, else ``default``: hand-built records (tests, the bench) may lack keys
+    Lambda always sends, and a record we cannot read must still be classified, not crash the batch."""
+    try:
+        value = prop()
+    except (KeyError, TypeError, ValueError):
+        return default
+    return default if value is None else value
+
+
 @dataclass
 class Delivery:
-    """One SQS record as a record handler sees it."""
+    """One SQS record as a record handler sees it: Powertools' ``SQSRecord`` and the bus event in its body."""
 
+    sqs: SQSRecord = field(repr=False)
+    source_queue: str
     message_id: str
     body: str
     receive_count: int
-    source_queue: str
     message_attributes: dict[str, str]
     envelope: dict[str, Any] | None
-    record: dict[str, Any] = field(repr=False, default_factory=dict)
+    # Whose sources the queue trusts (chalicelib/topology.py); None = the composition root's settings.
+    settings: Any = field(repr=False, default=None)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], source_queue: str) -> Delivery:
-        body = record.get("body") or ""
-        try:
-            envelope = json.loads(body)
-        except ValueError:
-            envelope = None
-        attrs = {name: value.get("stringValue") for name, value in (record.get("messageAttributes") or {}).items()
-                 if isinstance(value, Mapping) and value.get("stringValue") is not None}
-        try:
-            receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
-        except ValueError:
-            receives = 1
-        return cls(
-            message_id=str(record.get("messageId", "")),
-            body=body,
-            receive_count=receives,
-            source_queue=source_queue,
-            message_attributes=attrs,
-            envelope=envelope if isinstance(envelope, dict) else None,
-            record=dict(record),
-        )
+    def from_record(cls, record: Mapping[str, Any] | SQSRecord, source_queue: str, settings: Any = None) -> Delivery:
+        sqs = record if isinstance(record, SQSRecord) else SQSRecord(dict(record))
+        envelope = _read(lambda: sqs.json_body, None)
+        attributes = {name: value for name, attribute in _read(lambda: sqs.message_attributes, {}).items()
+                      if (value := _read(lambda a=attribute: a.string_value, None)) is not None}
+        return cls(sqs=sqs, source_queue=source_queue, message_id=str(_read(lambda: sqs.message_id, "")),
+                   body=_read(lambda: sqs.body, ""),
+                   receive_count=_read(lambda: int(sqs.attributes.approximate_receive_count), 1),
+                   message_attributes=attributes, envelope=envelope if isinstance(envelope, dict) else None,
+                   settings=settings)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The Lambda record as received (the reconciler reads a dead letter from it)."""
+        return self.sqs.raw_event
+
+    @property
+    def receipt_handle(self) -> str | None:
+        return _read(lambda: self.sqs.receipt_handle, None)
+
+    @property
+    def source(self) -> str | None:
+        return (self.envelope or {}).get("source")
 
     @property
     def detail_type(self) -> str | None:
@@ -123,18 +132,29 @@ class Delivery:
         if self.envelope is None or "detail" not in self.envelope:
             raise PermanentError("message body is not an EventBridge event (JSON object with 'detail')")
         if expected is not None and self.detail_type != expected:
-            raise PermanentError(f"unexpected detail-type {self.detail_type!r} on this queue (expected {expected})")
+            raise PermanentError(f"detail-type: not the {expected} this queue takes")
+        self.check_source()
         return parse_event(self.detail_type, self.envelope["detail"])
+
+    def check_source(self) -> None:
+        """Refuse (permanently) an event from anyone but the publisher this queue subscribes to: the bus rule
+        matches the source too, this holds for what comes another way (a direct send, a replayed dead letter)."""
+        from chalicelib import bootstrap
+
+        if self.envelope is None or "detail" not in self.envelope:
+            return  # not an event at all: event() says so
+        accepted = accepted_sources(self.source_queue, self.settings or bootstrap.settings())
+        if accepted and self.detail_type not in accepted:
+            raise PermanentError(f"detail-type: not one this queue subscribes to ({', '.join(accepted)})")
+        if accepted and self.source != accepted[self.detail_type]:
+            raise UntrustedSource(f"source: not the publisher this queue trusts for {self.detail_type}")
 
     def event_time(self) -> dt.datetime | None:
         """When the fact happened, for the latency metric: occurredAt, endedAt, then the bus time."""
         for value in (self.detail.get("occurredAt"), self.detail.get("endedAt"), (self.envelope or {}).get("time")):
-            if isinstance(value, str):
-                try:
-                    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-                except ValueError:
-                    continue
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+            parsed = parse_utc(value)
+            if parsed is not None:
+                return parsed
         return None
 
 
@@ -160,29 +180,22 @@ class _Runner:
     settings: Any
     sqs: Any
     clock: Callable[[], dt.datetime]
-    _urls: dict[str, str] = field(default_factory=dict)
+    queues: StageQueues = field(init=False)
 
-    def queue_url(self, short: str) -> str:
-        if short not in self._urls:
-            name = self.settings.queue_name(short)
-            self._urls[short] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        return self._urls[short]
+    def __post_init__(self) -> None:
+        self.queues = StageQueues(self.sqs, self.settings.queue_name)
 
     def dlq_short(self) -> str | None:
-        from chalicelib.topology import queue_spec
-
-        try:
-            return queue_spec(self.source_queue).dlq
-        except KeyError:
-            return None
+        return next((spec.dlq for spec in QUEUES if spec.short == self.source_queue), None)
 
     def process(self, record: SQSRecord) -> None:
-        delivery = Delivery.from_record(record.raw_event, self.source_queue)
+        delivery = Delivery.from_record(record, self.source_queue, self.settings)
         logger.thread_safe_append_keys(correlation_id=delivery.correlation_id, messageId=delivery.message_id,
                                        sourceQueue=self.source_queue, receiveCount=delivery.receive_count)
         try:
             self._latency(delivery)
             try:
+                delivery.check_source()  # here too, so no handler can forget it
                 self.handle_record(delivery)
             except Exception as exc:  # noqa: BLE001 - classified below, never swallowed silently
                 self._failed(delivery, exc)
@@ -220,12 +233,11 @@ class _Runner:
         }
         if delivery.message_id:
             attributes["originalMessageId"] = {"DataType": "String", "StringValue": delivery.message_id}
-        redrive = (delivery.record.get("messageAttributes") or {}).get("redriveCount")
-        if isinstance(redrive, Mapping) and redrive.get("stringValue") is not None:
-            attributes["redriveCount"] = {"DataType": redrive.get("dataType") or "Number",
-                                          "StringValue": redrive["stringValue"]}
-        self.sqs.send_message(QueueUrl=self.queue_url(dlq), MessageBody=delivery.body or "{}",
-                              MessageAttributes=attributes)
+        redrive = _read(lambda: delivery.sqs.message_attributes["redriveCount"], None)
+        if "redriveCount" in delivery.message_attributes:
+            attributes["redriveCount"] = {"DataType": _read(lambda: redrive.data_type, "Number"),
+                                          "StringValue": delivery.message_attributes["redriveCount"]}
+        self.queues.send(dlq, delivery.body or "{}", attributes)
         metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
         logger.warning("permanent failure: sent to the dead-letter queue",
                        extra={"recordOutcome": "dead-lettered", "dlq": dlq, "errorType": type(exc).__name__,
@@ -235,11 +247,10 @@ class _Runner:
     def _retry_later(self, delivery: Delivery, exc: Exception) -> None:
         delay = backoff_seconds(delivery.receive_count, self.settings.sqs_backoff_base_seconds,
                                 self.settings.sqs_backoff_cap_seconds)
-        receipt = delivery.record.get("receiptHandle")
+        receipt = delivery.receipt_handle
         if receipt:
             try:
-                self.sqs.change_message_visibility(QueueUrl=self.queue_url(self.source_queue),
-                                                   ReceiptHandle=receipt, VisibilityTimeout=delay)
+                self.queues.set_visibility(self.source_queue, receipt, delay)
             except Exception as visibility_error:  # noqa: BLE001 - the queue's own timeout still applies
                 logger.warning("could not set the retry back-off", extra={"errorType": type(visibility_error).__name__})
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)

@@ -1,1 +1,8 @@
-"""OpenChargeMap mirror: HTTP client, record mapping, sync worker, station queries."""
+"""OpenChargeMap mirror: HTTP client, record mapping, sync worker, station queries.
+
+Other domains reach this one through events and contracts only: ``PUBLISHED`` is
+empty (tests/unit/foundation/test_domain_boundaries.py enforces it).
+"""
+
+# The modules of this package another domain may import.
+PUBLISHED: tuple[str, ...] = ()

@@ -6,6 +6,7 @@ service would receive.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -27,10 +28,14 @@ class Ctx:
         return 60000
 
 
+# An hour ago: billing refuses a session older than SESSION_MAX_AGE_DAYS, whatever the reconciler decided.
+ENDED_AT = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def session(session_id: str | None = None, **over) -> dict:
     return {"eventType": "SESSION_ENDED", "sessionId": session_id or str(uuid.uuid4()),
             "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
-            "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z", **over}
+            "energyKwh": 22.4, "durationMinutes": 58, "endedAt": ENDED_AT, **over}
 
 
 def bus_body(detail: dict) -> str:
@@ -312,3 +317,17 @@ def test_a_dead_letter_whose_invoice_events_are_published_is_skipped_by_replay(s
     [summary, row] = cli(capsys, "replay", "--queue", "billing-dlq", "--execute", "--operator", "oncall-1")
     assert (summary["replayed"], row["verdict"]) == (0, "already-applied")
     assert stage.receive_all("billing") == []
+
+
+def test_billings_published_query_reports_what_billing_stored(stage, db):
+    """The DLQ's only view of billing: ``invoice_state`` over the invoice billing really wrote."""
+    from chalicelib.billing.queries import InvoiceState, invoice_state
+    from chalicelib.billing.repository import BillingRepository
+
+    detail = session()
+    assert invoice_state(db, detail["sessionId"]) is None
+    invoice_id = _bill_with_the_bus_down(db, stage.settings, detail)
+    assert invoice_state(db, detail["sessionId"]) == InvoiceState(invoice_id=invoice_id, user_id=detail["userId"],
+                                                                  status="PAID", events_published=False)
+    BillingRepository(db).mark_published([invoice_id])
+    assert invoice_state(db, detail["sessionId"]).events_published is True

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 from typing import Any
 
 import pytest
 
+from chalicelib.billing.queries import InvoiceState
+from chalicelib.contracts.errors import SessionReused, WalletNotOpen
 from chalicelib.contracts.events import BILLING_FAILED, derived_event_id, parse_event
 from chalicelib.dlq.letters import DeadLetter, letter_key, read_body
 from chalicelib.dlq.reconciler import (
@@ -23,8 +24,9 @@ from chalicelib.dlq.reconciler import (
     classify,
     redrive_delay,
 )
-from chalicelib.dlq.repository import DONE, EVENTS_PENDING, EVENTS_PUBLISHED
+from chalicelib.dlq.repository import DONE
 from chalicelib.events.publisher import RecordingPublisher
+from tests.fakes import InMemoryDeadLetters, InvoiceStates
 
 T0 = dt.datetime(2026, 2, 21, 15, 0, tzinfo=dt.UTC)
 SESSION = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
@@ -45,25 +47,6 @@ def letter(body: str, message_id: str = "m-1", **attrs: str) -> DeadLetter:
     })
 
 
-class InMemoryDeadLetters:
-    """Same contract as ``DeadLetterRepository``: unique ``_id``, claim returns the existing record."""
-
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-
-    def claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        if record["_id"] in self.docs:
-            return copy.deepcopy(self.docs[record["_id"]])
-        self.docs[record["_id"]] = dict(record, status="pending")
-        return None
-
-    def complete(self, key: str, fields: dict[str, Any]) -> None:
-        self.docs[key].update(fields, status=DONE)
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.docs.get(key)
-
-
 class RecordingQueues:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
@@ -73,27 +56,24 @@ class RecordingQueues:
         return f"sent-{len(self.sent)}"
 
 
-class Invoices:
-    """Billing's invoices as the reconciler sees them: sessionId -> events state (absent = no invoice)."""
+def invoice(published: bool, user_id: str = SESSION["userId"]) -> InvoiceState:
+    return InvoiceState(invoice_id="inv-1", user_id=user_id, status="PAID" if published else "OPEN",
+                        events_published=published)
 
-    def __init__(self) -> None:
-        self.state: dict[str, str] = {}
-        self.asked: list[str] = []
 
-    def invoice_state(self, session_id: str) -> str | None:
-        self.asked.append(session_id)
-        return self.state.get(session_id)
+EVENTS_PENDING, EVENTS_PUBLISHED = invoice(False), invoice(True)
 
 
 @pytest.fixture
 def invoices():
-    return Invoices()
+    """Billing's published ``invoice_state`` as the reconciler sees it: sessionId -> state (absent = no invoice)."""
+    return InvoiceStates()
 
 
 @pytest.fixture
 def parts(invoices):
     audit, queues, publisher = InMemoryDeadLetters(), RecordingQueues(), RecordingPublisher(clock=lambda: T0)
-    reconciler = Reconciler(audit, queues, publisher, lambda: T0, invoices=invoices, redrive_limit=3,
+    reconciler = Reconciler(audit, queues, publisher, lambda: T0, invoice_states=invoices, redrive_limit=3,
                             redrive_delay_seconds=30)
     return reconciler, audit, queues, publisher
 
@@ -140,11 +120,38 @@ def test_permanent_verdict_from_the_consumer_is_compensated_at_once(parts):
 
 
 def test_wallet_not_open_yet_is_treated_as_early_not_wrong(parts):
-    reconciler, _, queues, publisher = parts
+    reconciler, audit, queues, publisher = parts
     decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), failureClass="permanent",
-                                                        failureReason="WALLET_NOT_FOUND"))
+                                                        errorType=WalletNotOpen.__name__, failureReason="retrying"))
     assert decision.action == REDRIVEN and "may be early" in decision.reason
     assert len(queues.sent) == 1 and publisher.published == []
+    assert audit.docs[decision.key]["errorType"] == "WalletNotOpen"
+
+
+@pytest.mark.parametrize("reason", ["WALLET_NOT_FOUND", "wallet not open yet for this session's user"])
+def test_the_reason_text_alone_no_longer_makes_a_permanent_letter_early(parts, reason):
+    """The cause travels as ``errorType``; a phrase in ``failureReason`` is for a person, not the reconciler."""
+    reconciler, _, queues, publisher = parts
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), failureClass="permanent",
+                                                        errorType="PermanentError", failureReason=reason))
+    assert decision.action == BILLING_FAILED_ACTION and queues.sent == []
+    assert len(publisher.of_type(BILLING_FAILED)) == 1
+
+
+@pytest.mark.parametrize("error_type", ["ValidationError", "PermanentStoreError", "PermanentError", "SessionReused"])
+def test_a_permanent_error_type_is_permanent_even_without_failure_class(parts, error_type):
+    reconciler, _, queues, _ = parts
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), errorType=error_type))
+    assert (decision.action, decision.failure_class, decision.error_type) == (
+        BILLING_FAILED_ACTION, "permanent", error_type)
+    assert queues.sent == []
+
+
+def test_an_error_type_that_is_not_a_class_name_counts_as_absent(parts):
+    reconciler, audit, queues, _ = parts
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), errorType="WalletNotOpen; x@y.example"))
+    assert decision.action == REDRIVEN and "retries exhausted" in decision.reason
+    assert audit.docs[decision.key]["errorType"] is None
 
 
 def test_the_same_dead_letter_twice_has_the_effect_of_once(parts):
@@ -201,6 +208,11 @@ def test_classify_and_keys():
     assert classify(letter(bus_body(SESSION)), read_body(bus_body(SESSION)))[0] == "transient"
     assert classify(letter(bus_body(SESSION), failureClass="permanent"), read_body(bus_body(SESSION)))[0] == \
         "permanent"
+    early = classify(letter(bus_body(SESSION), errorType="WalletNotOpen"), read_body(bus_body(SESSION)))
+    assert (early.failure_class, early.error_type) == ("transient", "WalletNotOpen")
+    # A bus target that gave up names its error in ERROR_CODE, not errorType: transient, its text repeated.
+    foreign = classify(letter(bus_body(SESSION), ERROR_CODE="ThrottlingException"), read_body(bus_body(SESSION)))
+    assert foreign == ("transient", "ThrottlingException", None)
     assert [redrive_delay(30, n) for n in range(7)] == [30, 60, 120, 240, 480, 900, 900]
     one = letter(bus_body(SESSION))
     assert letter_key("billing-dlq", one, read_body(one.body)) == "billing-dlq:bus-1:r0:p0"
@@ -282,6 +294,31 @@ def test_without_an_invoice_billing_failed_is_still_published(parts, invoices):
     decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), redriveCount="3"))
     assert decision.action == BILLING_FAILED_ACTION and len(publisher.of_type(BILLING_FAILED)) == 1
     assert invoices.asked == [SESSION["sessionId"]]
+
+
+def test_another_users_invoice_under_the_same_session_id_is_not_this_session_billed(parts, invoices):
+    """A re-used sessionId: billing refused it (SessionReused); the invoice it found is someone else's."""
+    reconciler, audit, queues, publisher = parts
+    invoices.state[SESSION["sessionId"]] = invoice(True, user_id="1d5e2b1c-98a4-4c7e-9a6c-2f0f1f3a4b5c")
+    decision = reconciler.handle("billing-dlq", letter(bus_body(SESSION), failureClass="permanent",
+                                                        errorType=SessionReused.__name__,
+                                                        failureReason="already billed for another user"))
+    assert decision.action == BILLING_FAILED_ACTION and queues.sent == []
+    [event] = publisher.of_type(BILLING_FAILED)
+    assert event["userId"] == SESSION["userId"]
+    assert audit.docs[decision.key]["parked"] is True
+
+
+def test_the_same_users_invoice_does_not_make_a_reused_session_id_already_billed(parts, invoices):
+    """Same user, other usage under a billed sessionId: billing refused the event, so it is compensated."""
+    reconciler, audit, queues, publisher = parts
+    invoices.state[SESSION["sessionId"]] = invoice(True, user_id=SESSION["userId"])
+    decision = reconciler.handle("billing-dlq", letter(bus_body(dict(SESSION, energyKwh=99)),
+                                                        failureClass="permanent", errorType=SessionReused.__name__,
+                                                        failureReason="a re-used sessionId: energyKwh differs"))
+    assert decision.action == BILLING_FAILED_ACTION and queues.sent == []
+    assert [e["userId"] for e in publisher.of_type(BILLING_FAILED)] == [SESSION["userId"]]
+    assert audit.docs[decision.key]["errorType"] == SessionReused.__name__
 
 
 def test_other_queues_do_not_look_at_invoices(parts, invoices):
