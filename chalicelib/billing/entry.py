@@ -100,22 +100,12 @@ def handle_registrations(event_dict: dict[str, Any], context: Any) -> dict[str, 
 
 
 def resolve(event: dict[str, Any], context: Any) -> Any:
-    """Dispatch ``wallet``, ``invoices(first, after)`` and ``invoice(id)`` for the signed-in caller."""
-    from chalicelib.billing import service
-    from chalicelib.billing.repository import BillingRepository
-    from chalicelib.contracts.errors import Unauthorized, ValidationError
+    """``wallet``, ``invoices(first, after)`` and ``invoice(id)`` of the signed-in caller (``billing/graphql.py``).
 
-    field = ((event or {}).get("info") or {}).get("fieldName")
-    args = (event or {}).get("arguments") or {}
-    if field not in {"wallet", "invoices", "invoice"}:
-        raise ValidationError("The billing resolver does not serve this field.",
-                              details={"fieldName": "unknown"})
-    user_id = (((event or {}).get("identity") or {}).get("resolverContext") or {}).get("userId")
-    if not user_id:
-        raise Unauthorized("Sign in to see your wallet and invoices.")
-    repo = BillingRepository(bootstrap.database())
-    if field == "wallet":
-        return service.wallet_view(repo, user_id)
-    if field == "invoices":
-        return service.list_invoices(repo, user_id, args.get("first"), args.get("after"))
-    return service.get_invoice(repo, user_id, args.get("id"))
+    Reads only, so no indexes are ensured on this path.
+    """
+    from chalicelib.billing.graphql import router
+    from chalicelib.billing.repository import BillingRepository
+    from chalicelib.resolvers import serve
+
+    return serve(router, event, context, lambda: BillingRepository(bootstrap.database()))

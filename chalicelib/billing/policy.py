@@ -15,14 +15,14 @@ from typing import Any
 
 from chalicelib.billing.repository import BillingRepository
 from chalicelib.billing.tariffs import Tariff, round_cents, to_cents
-from chalicelib.events.consumer import TransientError
+
+# WalletNotOpen's class name travels as the dead letter's errorType, which the reconciler reads as
+# "early, re-drive"; re-exported here because billing's callers and tests name it from billing.
+from chalicelib.contracts.errors import WalletNotOpen as WalletNotOpen
 from chalicelib.events.publisher import Publisher
+from chalicelib.timestamps import aware_utc
 
 INVOICE_NAMESPACE = uuid.UUID("3d0f2c55-7a0e-4b8e-a3c9-6c1f4f7f9b21")
-
-
-class WalletNotOpen(TransientError):
-    """The user's wallet does not exist yet: USER_REGISTERED may simply not be processed yet."""
 
 
 def invoice_id_for(session_id: str) -> str:
@@ -37,18 +37,21 @@ def ledger_entry_id(wallet_id: str, session_id: str) -> str:
 
 def ms(value: dt.datetime) -> dt.datetime:
     """BSON keeps milliseconds: truncate first so what we publish equals what we stored."""
-    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    value = aware_utc(value)
     return value.astimezone(dt.UTC).replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True)
 class BillingPolicy:
-    """Money rules from settings, in cents: the default tariff, the currency, the floor, the opening credit."""
+    """Rules from settings: money in cents (default tariff, currency, floor, opening credit) and how old or
+    how far ahead of the clock a session's ``endedAt`` may be before it is refused as implausible."""
 
     default_tariff: Tariff
     currency: str
     floor_cents: int
     opening_balance_cents: int
+    max_session_age: dt.timedelta = dt.timedelta(days=30)
+    clock_skew: dt.timedelta = dt.timedelta(seconds=300)
 
     @classmethod
     def from_settings(cls, settings: Any) -> BillingPolicy:
@@ -57,6 +60,8 @@ class BillingPolicy:
             currency=settings.currency,
             floor_cents=to_cents(round_cents(settings.wallet_floor)),
             opening_balance_cents=to_cents(round_cents(settings.wallet_opening_balance)),
+            max_session_age=dt.timedelta(days=settings.session_max_age_days),
+            clock_skew=dt.timedelta(seconds=settings.session_clock_skew_seconds),
         )
 
 

@@ -5,12 +5,16 @@ is one store call for all the sessions at that step, so ten sessions cost about 
 round trips of one. After each step ``deps.checkpoint(step)`` is called (tests and the
 chaos run crash there; a redelivery then resumes from what is stored):
 
-   (read)               the invoices earlier deliveries stored: those sessions resume from them
+   (read)               the invoices earlier deliveries stored: those sessions resume from them,
+                        unless the stored one is another user's or other usage (a re-used sessionId)
+   (check)              new sessions: ``endedAt`` within the age and clock-skew limits (``plausibility``)
+   (read)               every session's wallet (open? a marker of its entry?) and, if its invoice
+                        has no payment yet, its ledger entry; a new session without a wallet gets
+                        no invoice: retried, refused as an unknown user on the last receive
 1. number_reserved      one per-year counter ``$inc`` for the batch's new invoices
 2. invoice_stored       insert, status OPEN, no payment; unique ``_id``/``sessionId``: the gate. A
                         refused insert means another delivery got there first: resume from its invoice
-   (read)               resumed sessions read their wallet (open? a marker of their entry?) and,
-                        if their invoice has no payment yet, their ledger entry
+                        (and read its wallet and entry again)
 3. wallet_debited       guarded ``$inc`` + marker, see ``settlement``
 4. ledger_entry_stored  unique per (wallet, session): APPLIED naming the debit, or REJECTED with the
                         reason. The entry stored first decides
@@ -19,7 +23,7 @@ chaos run crash there; a redelivery then resumes from what is stored):
 7. events_published     INVOICE_GENERATED + PAYMENT_COMPLETED / PAYMENT_FAILED from the stored invoice
 8. invoice_marked       ``eventsPublished``: a later delivery publishes nothing
 
-A re-used ``sessionId`` (the stored invoice is another user's) is a permanent failure.
+An implausible session (see ``plausibility``) is a permanent failure: nothing is stored or debited.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.billing import invoice_events, settlement
+from chalicelib.billing import invoice_events, plausibility, settlement
 from chalicelib.billing.numbers import reserve_numbers
 from chalicelib.billing.policy import BillingDeps
 from chalicelib.billing.session_state import SessionBill, SessionRequest, active
@@ -48,8 +52,8 @@ def bill_session(deps: BillingDeps, event: Event, *, final_attempt: bool = False
     """Bill one SESSION_ENDED exactly once in effect; safe to call any number of times, also concurrently.
 
     Raises what billing the session raised: ``WalletNotOpen`` (transient) while the wallet is
-    missing unless this is the final attempt (then the invoice stays OPEN with
-    PAYMENT_FAILED / WALLET_NOT_FOUND), ``PermanentError`` for a re-used sessionId.
+    missing unless this is the final attempt, ``PermanentError`` for an implausible session (too
+    old, ahead of the clock, an unknown user on the final attempt, a re-used sessionId).
     """
     [outcome] = bill_sessions(deps, [SessionRequest(event, final_attempt, correlation_id)])
     if isinstance(outcome, Exception):
@@ -76,7 +80,7 @@ def bill_sessions(deps: BillingDeps, requests: Sequence[SessionRequest]) -> list
 def _distinct(requests: Sequence[SessionRequest]) -> tuple[list[SessionBill], list[int | Exception]]:
     """One bill per sessionId; a duplicate delivery in the same batch shares its outcome.
 
-    A duplicate from another user is a re-used sessionId: refused on its own.
+    A duplicate from another user or with other usage is a re-used sessionId: refused on its own.
     """
     bills: list[SessionBill] = []
     by_session: dict[str, int] = {}
@@ -87,17 +91,14 @@ def _distinct(requests: Sequence[SessionRequest]) -> tuple[list[SessionBill], li
         if index is None:
             by_session[session["sessionId"]] = index = len(bills)
             bills.append(SessionBill(request))
-        elif bills[index].user_id != session["userId"]:
-            slots.append(_reused(session["sessionId"]))
+        elif (reused := plausibility.reuse_problem(session, bills[index].user_id,
+                                                  plausibility.usage_of_event(bills[index].session))):
+            slots.append(reused)
             continue
         elif request.final_attempt and not bills[index].request.final_attempt:
             bills[index].request = request  # the last chance decides: a missing wallet is then final
         slots.append(index)
     return bills, slots
-
-
-def _reused(session_id: str) -> PermanentError:
-    return PermanentError(f"sessionId {session_id} is already billed for another user (a re-used sessionId)")
 
 
 def _outcome(bill: SessionBill) -> Outcome:
@@ -111,9 +112,11 @@ def _outcome(bill: SessionBill) -> Outcome:
 
 
 def _resume_from(bill: SessionBill, invoice: Mapping[str, Any]) -> None:
-    """Continue from a stored invoice, unless it belongs to another user (never hand that one out)."""
-    if invoice.get("userId") != bill.user_id:
-        bill.error = _reused(bill.session_id)
+    """Continue from a stored invoice, unless it is another user's or other usage (never hand that one
+    out, never change it)."""
+    reused = plausibility.reuse_problem(bill.session, invoice.get("userId"), plausibility.usage_of_invoice(invoice))
+    if reused is not None:
+        bill.error = reused
     else:
         bill.invoice = dict(invoice)
 
@@ -155,9 +158,14 @@ def issue_invoices(deps: BillingDeps, bills: list[SessionBill]) -> None:
 
 
 def _resume_refused(deps: BillingDeps, bills: list[SessionBill]) -> None:
-    """An insert refused as a duplicate: a twin stored the session's invoice first, so resume from it."""
+    """An insert refused as a duplicate: a twin stored the session's invoice first, so resume from it.
+
+    The wallet read before the insert may predate the twin's debit: read it again (``wallet_open``
+    None sends the session through ``settlement.read_wallets`` once more).
+    """
     stored = deps.repo.invoices_by_id(bill.invoice_id for bill in bills)
     for bill in bills:
+        bill.wallet_open = bill.marker = None
         invoice = stored.get(bill.invoice_id)
         if invoice is None:  # the duplicate was the number, not the session: take another next time
             bill.error = TransientError(f"invoice number for session {bill.session_id} was taken; retrying")
@@ -196,6 +204,7 @@ def _draft(deps: BillingDeps, bill: SessionBill, tariff_doc: Mapping[str, Any] |
 
 
 _PIPELINE: tuple[Callable[[BillingDeps, list[SessionBill]], None], ...] = (
-    read_invoices, issue_invoices, settlement.read_wallets, settlement.debit, settlement.record_entries,
+    read_invoices, plausibility.check_times, settlement.read_wallets, plausibility.check_users, issue_invoices,
+    settlement.read_wallets, settlement.debit, settlement.record_entries,
     settlement.settle, settlement.clear_pending, invoice_events.publish, invoice_events.mark_published,
 )

@@ -9,8 +9,8 @@ Why a session's payment counts exactly once without transactions or leases:
   it leaves the marker to say the money moved.
 - **ledger entry**: the decision. Its ``_id`` is ``<walletId>:<sessionId>``, so only one
   is ever stored: APPLIED naming the debit it counts, or REJECTED with the reason
-  (INSUFFICIENT_FUNDS, WALLET_NOT_FOUND). An attempt whose insert is refused reads
-  the stored entry and follows it.
+  (INSUFFICIENT_FUNDS). An attempt whose insert is refused reads the stored entry and
+  follows it. A session whose user has no wallet never gets this far (``plausibility``).
 - **invoice**: status and ``payment`` are copied from the stored entry, so every
   writer, late or twin, writes the same values; the filter is the ``_id`` alone.
 - **markers**: the counted debit's marker is pulled. Any other marker of the entry
@@ -26,12 +26,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.billing.policy import BillingDeps, WalletNotOpen
+from chalicelib.billing.plausibility import missing_wallet
+from chalicelib.billing.policy import BillingDeps
 from chalicelib.billing.repository import MarkerChange, Move, Settlement
 from chalicelib.billing.session_state import (
     APPLIED,
     INSUFFICIENT_FUNDS,
-    WALLET_NOT_FOUND,
     SessionBill,
     active,
     applied_entry,
@@ -43,21 +43,22 @@ from chalicelib.events.consumer import TransientError
 
 
 def read_wallets(deps: BillingDeps, bills: list[SessionBill]) -> None:
-    """What a resumed session needs: its wallet (open? a marker of its entry?) and, if unsettled, its entry.
+    """Each session's wallet (open? a marker of its entry?) and, for a stored invoice without payment, its entry.
 
-    Sessions this attempt has just invoiced skip it: nothing can have debited them before
-    their invoice existed, and their own debit's outcome says the rest. One read per
-    collection for the whole batch; the ledger only when some resumed invoice has no payment.
+    Read once for the whole batch before any invoice is stored, so a new session of a user
+    without a wallet gets none (``plausibility.check_users``). Read again, after the
+    invoice step, only for sessions whose insert was refused (a twin may have debited since).
+    One read per collection; the ledger only when some stored invoice has no payment.
     """
-    resumed = [bill for bill in active(bills) if not bill.fresh]
-    if not resumed:
+    unread = [bill for bill in active(bills) if bill.wallet_open is None and not bill.fresh]
+    if not unread:
         return
-    wallets = deps.repo.wallets(bill.user_id for bill in resumed)
-    for bill in resumed:
+    wallets = deps.repo.wallets(bill.user_id for bill in unread)
+    for bill in unread:
         wallet = wallets.get(bill.user_id)
         bill.wallet_open = wallet is not None
         bill.marker = marker_of(wallet, bill.entry_id)
-    unsettled = [bill for bill in resumed if not bill.settled]
+    unsettled = [bill for bill in unread if bill.invoice is not None and not bill.settled]
     if unsettled:
         entries = deps.repo.ledger_entries(bill.entry_id for bill in unsettled)
         for bill in unsettled:
@@ -74,8 +75,8 @@ def debit(deps: BillingDeps, bills: list[SessionBill]) -> None:
             continue
         if bill.marker is not None:  # an earlier attempt debited and died before recording it: that debit counts
             bill.entry = applied_entry(bill, bill.marker)
-        elif bill.wallet_open is False:
-            _wallet_missing(bill, now)
+        elif bill.wallet_open is False:  # only an invoice stored before wallets were checked first
+            bill.error = missing_wallet(bill)
         else:
             due.append(bill)
     if not due:
@@ -109,7 +110,7 @@ def _after_refusals(deps: BillingDeps, due: list[SessionBill], ours: set[str], n
         if bill.marker is not None:
             bill.entry = applied_entry(bill, bill.marker)
         elif wallet is None:
-            _wallet_missing(bill, now)
+            bill.error = missing_wallet(bill)
         elif _foreign_debits(wallet, ours) and not bill.request.final_attempt:
             bill.error = TransientError("wallet has another attempt's debit in flight; retrying before refusing")
         else:
@@ -119,13 +120,6 @@ def _after_refusals(deps: BillingDeps, due: list[SessionBill], ours: set[str], n
 def _foreign_debits(wallet: Mapping[str, Any], ours: set[str]) -> bool:
     """Whether the wallet holds markers of entries this pass does not bill (in flight elsewhere)."""
     return any(marker.get("entry") not in ours for marker in wallet.get("pending") or [])
-
-
-def _wallet_missing(bill: SessionBill, now: dt.datetime) -> None:
-    if bill.request.final_attempt:
-        bill.entry = rejected_entry(bill, WALLET_NOT_FOUND, now)
-    else:
-        bill.error = WalletNotOpen("wallet not open yet for this session's user; retrying")
 
 
 def record_entries(deps: BillingDeps, bills: list[SessionBill]) -> None:

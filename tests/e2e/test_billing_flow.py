@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 
+# Ended minutes ago, not on its DESIGN.md date: billing refuses sessions older than SESSION_MAX_AGE_DAYS.
 SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
         "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
-        "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z"}
+        "energyKwh": 22.4, "durationMinutes": 58,
+        "endedAt": (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")}
 REGISTER = "mutation R($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }"
 WALLET = "{ wallet { balance currency } }"
 INVOICES = ("query I($first: Int, $after: String) { invoices(first: $first, after: $after) { nextToken items "

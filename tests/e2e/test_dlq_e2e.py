@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 
@@ -16,7 +17,8 @@ USER = "0b1732fa-631a-4952-b6d6-2d586ed9dbf8"
 def session(**over) -> dict:
     return {"eventType": "SESSION_ENDED", "sessionId": str(uuid.uuid4()), "userId": USER,
             "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f", "energyKwh": 22.4, "durationMinutes": 58,
-            "endedAt": "2026-02-21T14:31:00Z", **over}
+            # minutes ago: billing refuses a session older than SESSION_MAX_AGE_DAYS
+            "endedAt": (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"), **over}
 
 
 def audit(local_stack, *extra: str) -> list[dict]:
@@ -52,6 +54,9 @@ def test_poison_session_ends_in_the_dlq_and_billing_failed_is_published_and_audi
 
 def test_replay_after_a_fix_bills_once_and_never_twice(local_stack):
     env = local_stack.env
+    # The user must exist (have a wallet) by the time the replay is billed: an unknown user is refused.
+    assert local_stack.put_event({"eventType": "USER_REGISTERED", "userId": USER,
+                                  "registeredAt": "2026-02-20T10:00:00Z"})[0] == 202
     detail = session()
     body = json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": "SESSION_ENDED",
                        "source": "jucr.session", "time": "2026-02-21T14:31:01Z", "detail": detail})

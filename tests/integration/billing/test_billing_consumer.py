@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -15,13 +16,16 @@ from chalicelib.observability import logger
 from chalicelib.store import TransientStoreError
 from devstack.chaos_hook import ChaosCrash
 
+# The entry points run on the real clock, so the seed session ends a few minutes ago, not on its
+# DESIGN.md date (billing refuses sessions older than SESSION_MAX_AGE_DAYS).
+RECENTLY = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
 SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de70e1a4bbf",
         "userId": "0b1732fa-631a-4952-b6d6-2d586ed9dbf8", "stationId": "48f8fb15-814d-4e9d-97e1-d2caea2a162f",
-        "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z"}
+        "energyKwh": 22.4, "durationMinutes": 58, "endedAt": RECENTLY}
 
 
-def bus_event(detail_type: str, detail: dict) -> str:
-    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": "jucr.session",
+def bus_event(detail_type: str, detail: dict, source: str = "jucr.session") -> str:
+    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
                        "account": "123456789012", "time": "2026-02-21T14:31:01Z", "region": "eu-central-1",
                        "resources": [], "detail": detail})
 
@@ -47,7 +51,13 @@ def receive(aws, short: str, bodies: list[str], attributes: dict | None = None) 
 
 def registered(user_id: str) -> str:
     return bus_event("USER_REGISTERED", {"eventType": "USER_REGISTERED", "userId": user_id,
-                                         "registeredAt": "2026-02-20T10:00:00Z", "eventId": str(uuid.uuid4())})
+                                         "registeredAt": "2026-02-20T10:00:00Z", "eventId": str(uuid.uuid4())},
+                     "jucr.auth")
+
+
+def query_field(name: str) -> dict:
+    """The ``info`` of AppSync's resolver request for ``Query.<name>``."""
+    return {"fieldName": name, "parentTypeName": "Query"}
 
 
 def test_wallet_opened_then_session_billed_through_the_queues(aws, db):
@@ -61,11 +71,11 @@ def test_wallet_opened_then_session_billed_through_the_queues(aws, db):
     assert db.wallets.find_one({"_id": SEED["userId"]})["balanceCents"] == 5000 - 1040
 
     me = {"identity": {"resolverContext": {"userId": SEED["userId"]}}}
-    wallet = entry.resolve({**me, "info": {"fieldName": "wallet"}, "arguments": {}}, None)
+    wallet = entry.resolve({**me, "info": query_field("wallet"), "arguments": {}}, None)
     assert wallet["balance"] == "39.60" and wallet["currency"] == "EUR"
-    page = entry.resolve({**me, "info": {"fieldName": "invoices"}, "arguments": {"first": 5}}, None)
+    page = entry.resolve({**me, "info": query_field("invoices"), "arguments": {"first": 5}}, None)
     assert [(i["total"], i["status"]) for i in page["items"]] == [("10.40", "PAID")]
-    one = entry.resolve({**me, "info": {"fieldName": "invoice"}, "arguments": {"id": page["items"][0]["id"]}}, None)
+    one = entry.resolve({**me, "info": query_field("invoice"), "arguments": {"id": page["items"][0]["id"]}}, None)
     assert one["net"] == "8.74" and one["vat"] == "1.66"
 
 
@@ -130,11 +140,11 @@ def test_resolver_refuses_anonymous_and_unknown_fields(aws):
     from chalicelib.contracts.errors import NotFound, Unauthorized, ValidationError
 
     with pytest.raises(Unauthorized):
-        entry.resolve({"identity": None, "info": {"fieldName": "wallet"}}, None)
+        entry.resolve({"identity": None, "info": query_field("wallet")}, None)
     with pytest.raises(ValidationError):
-        entry.resolve({"identity": {"resolverContext": {"userId": "u"}}, "info": {"fieldName": "me"}}, None)
+        entry.resolve({"identity": {"resolverContext": {"userId": "u"}}, "info": query_field("me")}, None)
     with pytest.raises(NotFound):
-        entry.resolve({"identity": {"resolverContext": {"userId": "u"}}, "info": {"fieldName": "invoice"},
+        entry.resolve({"identity": {"resolverContext": {"userId": "u"}}, "info": query_field("invoice"),
                        "arguments": {"id": str(uuid.uuid4())}}, None)
 
 

@@ -10,6 +10,7 @@ from functools import partial
 import pytest
 
 from chalicelib.billing import service
+from chalicelib.billing.plausibility import SessionImplausible
 from chalicelib.billing.service import STEPS, WalletNotOpen
 from chalicelib.contracts.errors import NotFound, ValidationError
 from chalicelib.contracts.events import (
@@ -88,22 +89,21 @@ def test_insufficient_funds_leaves_invoice_open_and_publishes_payment_failed(db,
 def test_missing_wallet_is_transient_until_the_final_attempt(db, deps):
     with pytest.raises(WalletNotOpen):
         service.bill_session(deps, session())
-    assert db.invoices.count_documents({}) == 1 and deps.publisher.published == []
+    assert db.invoices.count_documents({}) == 0 and deps.publisher.published == [], "no invoice before the wallet"
+    assert db.counters.count_documents({}) == 0, "no number taken for it"
     open_wallet(deps)  # the registration arrives late
     service.bill_session(deps, session())
     assert_billed_once(db, deps)
 
 
-def test_missing_wallet_on_final_attempt_publishes_wallet_not_found(db, deps):
-    outcome = service.bill_session(deps, session(), final_attempt=True)
-    assert outcome["payment"] == "FAILED"
-    assert [e["reason"] for e in deps.publisher.of_type(PAYMENT_FAILED)] == ["WALLET_NOT_FOUND"]
-    [entry] = list(db.ledger.find({}))
-    assert (entry["status"], entry["reason"]) == ("REJECTED", "WALLET_NOT_FOUND"), "the decision is recorded"
-    open_wallet(deps)  # the registration arrives after all: the session stays unpaid, nothing is debited
-    assert service.bill_session(deps, session())["payment"] == "FAILED"
-    assert db.wallets.find_one({})["balanceCents"] == 5000
-    assert db.invoices.find_one({})["status"] == "OPEN"
+def test_missing_wallet_on_the_final_attempt_is_an_unknown_user_and_nothing_is_stored(db, deps):
+    with pytest.raises(SessionImplausible, match="unknown user"):
+        service.bill_session(deps, session(), final_attempt=True)
+    assert db.invoices.count_documents({}) == 0 and db.ledger.count_documents({}) == 0
+    assert deps.publisher.published == []
+    open_wallet(deps)  # registered after all: a replay of the dead letter bills it normally
+    assert service.bill_session(deps, session())["payment"] == "COMPLETED"
+    assert_billed_once(db, deps)
 
 
 def test_balance_never_goes_below_the_floor_under_concurrent_sessions(db, deps):
