@@ -1,15 +1,14 @@
-"""The AppSync half of the deploy step: API, schema, data sources, resolvers, bus -> subscriptions.
+"""The AppSync half of the deploy step: API (with its limits and WAF), schema, data sources, resolvers.
 
 Identity: the API is found by name (``<app>-<stage>``) *and* our tag, so we
 never adopt or delete an API we did not make. Schema changes are detected by a
 SHA-256 of ``schema.graphql`` kept in a tag (AppSync returns a re-generated SDL,
-not what we uploaded, so text comparison cannot work). Resolvers are direct
-Lambda resolvers (no mapping templates); the publish mutations run on a NONE
-data source with a pass-through template, and the per-user subscriptions get a
-guard template so a client only receives its own notifications.
+not what we uploaded, so text comparison cannot work).
 
-The bus -> AppSync rules, targets and the guard template are defined in
-``appsync.subscriptions``, which the local stack runs too.
+Each concern has its module: the request limits (``appsync.limits``), the web ACL
+(``appsync.waf``), data sources and resolvers (``appsync.data_sources``), the bus ->
+AppSync rules (``appsync.bus_to_api``) and the roles (``appsync.roles``); this class
+holds the names and runs them in order.
 """
 
 from __future__ import annotations
@@ -19,30 +18,22 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
+from appsync import bus_to_api, data_sources
+from appsync.drift import same
 from appsync.infra import Changes, delete_rule
-from appsync.subscriptions import (  # noqa: F401 - re-exported: the deploy surface tests read them here
-    BUS_TO_MUTATION,
-    GUARDED_SUBSCRIPTIONS,
-    SUBSCRIPTION_GUARD_REQUEST,
-    BusTarget,
-    bus_rule_name,
-    bus_targets,
-    subscription_resolvers,
-)
+from appsync.limits import api_limits
+from appsync.roles import delete_role, ensure_role
+from appsync.subscriptions import BUS_TO_MUTATION, bus_rule_name
+from appsync.waf import WebAcl
 from chalicelib.config import Settings
 
 MANAGED_TAG = "jucr:managed-by"
 MANAGED_VALUE = "appsync.deploy"
 SCHEMA_TAG = "jucr:schema-sha256"
-NONE_DATA_SOURCE = "PublishNone"
 API_KEY_DESCRIPTION = "jucr public key (register/login/refreshToken)"
 API_KEY_DAYS = 365
 API_KEY_RENEW_DAYS = 30
-
-NONE_REQUEST_TEMPLATE = '{"version": "2018-05-29", "payload": $util.toJson($context.arguments.input)}'
-NONE_RESPONSE_TEMPLATE = "$util.toJson($context.result)"
 
 
 def schema_sha(schema_text: str) -> str:
@@ -50,7 +41,7 @@ def schema_sha(schema_text: str) -> str:
 
 
 class AppSyncApi:
-    """Provisioner for the GraphQL API, bound to boto3 clients (appsync, lambda, iam, events)."""
+    """Provisioner for the GraphQL API, bound to boto3 clients (appsync, wafv2, lambda, iam, events)."""
 
     def __init__(self, clients: Callable[[str], Any], settings: Settings, changes: Changes,
                  functions: dict[str, str], resolver_map: dict[str, Any], schema_text: str,
@@ -77,6 +68,10 @@ class AppSyncApi:
     @property
     def events_role_name(self) -> str:
         return f"{self.prefix}-events-to-appsync"
+
+    @property
+    def web_acl_name(self) -> str:
+        return f"{self.prefix}-api"
 
     @property
     def permission_sid(self) -> str:
@@ -110,6 +105,7 @@ class AppSyncApi:
             },
             "additionalAuthenticationProviders": [{"authenticationType": "API_KEY"},
                                                   {"authenticationType": "AWS_IAM"}],
+            **api_limits(self.settings.stage),  # depth, resolver count, introspection off in prod
         }
 
     def ensure_api(self) -> dict[str, Any]:
@@ -119,7 +115,7 @@ class AppSyncApi:
         if api is None:
             api = appsync.create_graphql_api(name=self.api_name, tags=self.tags(), **desired)["graphqlApi"]
             self.changes.record("created", "graphql api", self.api_name)
-        elif any(not _same(api.get(k), v) for k, v in desired.items()):
+        elif not same(api, desired):
             api = appsync.update_graphql_api(apiId=api["apiId"], name=self.api_name, **desired)["graphqlApi"]
             self.changes.record("updated", "graphql api", self.api_name)
         else:
@@ -189,132 +185,38 @@ class AppSyncApi:
 
     # -- roles ---------------------------------------------------------------------------
     def ensure_role(self, name: str, service: str, policy: dict[str, Any]) -> str:
-        iam = self.client("iam")
-        trust = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
-        try:
-            arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-            created = False
-        except iam.exceptions.NoSuchEntityException:
-            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
-                                  Tags=[{"Key": k, "Value": v} for k, v in self.tags().items()])["Role"]["Arn"]
-            created = True
-        try:
-            current = iam.get_role_policy(RoleName=name, PolicyName="jucr-deploy")["PolicyDocument"]
-            current = json.loads(current) if isinstance(current, str) else current
-        except iam.exceptions.NoSuchEntityException:
-            current = None
-        if current != policy:
-            iam.put_role_policy(RoleName=name, PolicyName="jucr-deploy", PolicyDocument=json.dumps(policy))
-        if created:
-            self.changes.record("created", "iam role", name)
-        else:
-            self.changes.record("unchanged" if current == policy else "updated", "iam role", name)
-        return arn
-
-    def lambda_functions_used(self) -> list[str]:
-        return sorted({fn for fn in self.resolver_map["resolvers"].values() if fn != "NONE"})
+        return ensure_role(self.client("iam"), name, service, policy, self.tags(), self.changes)
 
     def ensure_datasource_role(self) -> str:
-        resources = sorted(self.functions[fn] for fn in self.lambda_functions_used())
+        functions = data_sources.lambda_functions_used(self.resolver_map)
         policy = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": resources}]}
+            {"Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+             "Resource": sorted(self.functions[fn] for fn in functions)}]}
         return self.ensure_role(self.datasource_role_name, "appsync.amazonaws.com", policy)
 
     # -- data sources + resolvers --------------------------------------------------------
-    def desired_data_sources(self, role_arn: str) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {
-            fn: {"type": "AWS_LAMBDA", "serviceRoleArn": role_arn,
-                 "lambdaConfig": {"lambdaFunctionArn": self.functions[fn]}}
-            for fn in self.lambda_functions_used()
-        }
-        out[NONE_DATA_SOURCE] = {"type": "NONE"}
-        return out
-
     def ensure_data_sources(self, api: dict[str, Any], role_arn: str) -> None:
-        appsync = self.client("appsync")
-        for name, desired in self.desired_data_sources(role_arn).items():
-            try:
-                current = appsync.get_data_source(apiId=api["apiId"], name=name)["dataSource"]
-            except appsync.exceptions.NotFoundException:
-                appsync.create_data_source(apiId=api["apiId"], name=name, **desired)
-                self.changes.record("created", "data source", name)
-                continue
-            if all(_same(current.get(k), v) for k, v in desired.items()):
-                self.changes.record("unchanged", "data source", name)
-            else:
-                appsync.update_data_source(apiId=api["apiId"], name=name, **desired)
-                self.changes.record("updated", "data source", name)
+        desired = data_sources.desired_data_sources(self.resolver_map, self.functions, role_arn)
+        data_sources.ensure_data_sources(self.client("appsync"), api["apiId"], desired, self.changes)
 
     def desired_resolvers(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for path, fn in sorted(self.resolver_map["resolvers"].items()):
-            if fn == "NONE":
-                out[path] = {"dataSourceName": NONE_DATA_SOURCE, "kind": "UNIT",
-                             "requestMappingTemplate": NONE_REQUEST_TEMPLATE,
-                             "responseMappingTemplate": NONE_RESPONSE_TEMPLATE}
-            else:  # direct Lambda resolver: no templates, AppSync sends the full context
-                out[path] = {"dataSourceName": fn, "kind": "UNIT"}
-        out.update(subscription_resolvers(NONE_DATA_SOURCE))
-        return out
+        return data_sources.desired_resolvers(self.resolver_map)
 
     def ensure_resolvers(self, api: dict[str, Any]) -> None:
-        appsync = self.client("appsync")
-        for path, desired in self.desired_resolvers().items():
-            type_name, field_name = path.split(".", 1)
-            key = {"apiId": api["apiId"], "typeName": type_name, "fieldName": field_name}
-            try:
-                current = appsync.get_resolver(**key)["resolver"]
-            except appsync.exceptions.NotFoundException:
-                appsync.create_resolver(**key, **desired)
-                self.changes.record("created", "resolver", path)
-                continue
-            stale = any(current.get(k) != v for k, v in desired.items()) or (
-                "requestMappingTemplate" not in desired and current.get("requestMappingTemplate"))
-            if stale:
-                appsync.update_resolver(**key, **desired)
-                self.changes.record("updated", "resolver", path)
-            else:
-                self.changes.record("unchanged", "resolver", path)
+        data_sources.ensure_resolvers(self.client("appsync"), api["apiId"], self.desired_resolvers(), self.changes)
 
-    # -- bus -> AppSync ------------------------------------------------------------------
-    def endpoint_arn(self, api: dict[str, Any]) -> str:
-        """EventBridge addresses AppSync by the GraphQL endpoint id (the URL's first label)."""
-        _, _, _, region, account, _ = api["arn"].split(":", 5)
-        endpoint_id = (urlparse(api["uris"]["GRAPHQL"]).hostname or "").split(".")[0]
-        return f"arn:aws:appsync:{region}:{account}:endpoints/graphql-api/{endpoint_id}"
+    # -- WAF and bus -> AppSync ----------------------------------------------------------
+    def web_acl(self) -> WebAcl:
+        return WebAcl(self.client("wafv2"), self.web_acl_name, self.tags(), self.changes, self.sleep)
 
-    def ensure_events_role(self, api: dict[str, Any]) -> str:
-        fields = [f"{api['arn']}/types/Mutation/fields/{m}" for m in BUS_TO_MUTATION.values()]
-        policy = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["appsync:GraphQL"], "Resource": fields}]}
-        return self.ensure_role(self.events_role_name, "events.amazonaws.com", policy)
+    def ensure_waf(self, api: dict[str, Any]) -> None:
+        acl = self.web_acl()
+        acl.ensure_association(acl.ensure(), api)
 
     def ensure_bus_rules(self, api: dict[str, Any], schema: Any) -> None:
-        events = self.client("events")
-        bus = self.settings.event_bus_name
-        role_arn = self.ensure_events_role(api)
-        for spec in bus_targets(schema):
-            name = self.bus_rule_name(spec.detail_type)
-            pattern = spec.pattern
-            try:
-                current = events.describe_rule(Name=name, EventBusName=bus)
-            except events.exceptions.ResourceNotFoundException:
-                current = None
-            if current is None or json.loads(current.get("EventPattern", "{}")) != pattern:
-                events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED",
-                                Tags=[{"Key": k, "Value": v} for k, v in self.tags().items()])
-                self.changes.record("created" if current is None else "updated", "rule", name)
-            else:
-                self.changes.record("unchanged", "rule", name)
-            target = spec.target(self.endpoint_arn(api), role_arn)
-            have = {t["Id"]: t for t in events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]}
-            label = f"{name} -> {spec.mutation}"
-            if have.get("appsync") == target:
-                self.changes.record("unchanged", "rule target", label)
-            else:
-                events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
-                self.changes.record("updated" if "appsync" in have else "created", "rule target", label)
+        role_arn = self.ensure_role(self.events_role_name, "events.amazonaws.com", bus_to_api.events_role_policy(api))
+        bus_to_api.ensure_bus_rules(self.client("events"), api, schema, self.settings.event_bus_name, self.prefix,
+                                    role_arn, self.tags(), self.changes)
 
     # -- all -----------------------------------------------------------------------------
     def apply(self) -> dict[str, Any]:
@@ -324,6 +226,7 @@ class AppSyncApi:
 
         schema = build_schema(APPSYNC_PRELUDE + self.schema_text)  # fail before touching AWS if it does not parse
         api = self.ensure_api()
+        self.ensure_waf(api)
         self.ensure_authorizer_permission(api)
         self.ensure_api_key(api)
         self.ensure_schema(api)
@@ -339,31 +242,19 @@ class AppSyncApi:
         for detail_type in BUS_TO_MUTATION:
             delete_rule(events, self.bus_rule_name(detail_type), bus, self.changes)
         api = self.find_api()
+        self.web_acl().teardown(api)  # disassociated before the API goes
         if api is not None:
             self.client("appsync").delete_graphql_api(apiId=api["apiId"])  # data sources, resolvers, keys go too
             self.changes.record("deleted", "graphql api", self.api_name)
         self._teardown_permission()
         for role in (self.events_role_name, self.datasource_role_name):
-            self._delete_role(role)
+            delete_role(self.client("iam"), role, (MANAGED_TAG, MANAGED_VALUE), self.changes)
 
     def _teardown_permission(self) -> None:
         function = self.functions.get("authorizer")
         if function and self._permission_statement(function) is not None:
             self.client("lambda").remove_permission(FunctionName=function, StatementId=self.permission_sid)
             self.changes.record("deleted", "lambda permission", "authorizer <- appsync")
-
-    def _delete_role(self, name: str) -> None:
-        iam = self.client("iam")
-        try:
-            tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name).get("Tags", [])}
-        except iam.exceptions.NoSuchEntityException:
-            return
-        if tags.get(MANAGED_TAG) != MANAGED_VALUE:
-            return  # same name, not ours: leave it
-        for policy in iam.list_role_policies(RoleName=name).get("PolicyNames", []):
-            iam.delete_role_policy(RoleName=name, PolicyName=policy)
-        iam.delete_role(RoleName=name)
-        self.changes.record("deleted", "iam role", name)
 
 
 def _masked(key_id: str) -> str:
@@ -374,13 +265,3 @@ def _masked(key_id: str) -> str:
 def _source_arn(statement: dict[str, Any]) -> str | None:
     condition = statement.get("Condition", {}).get("ArnLike", {})
     return condition.get("AWS:SourceArn") or condition.get("aws:SourceArn")
-
-
-def _same(current: Any, desired: Any) -> bool:
-    """``desired`` is a subset of ``current`` (AWS echoes extra defaults back)."""
-    if isinstance(desired, dict):
-        return isinstance(current, dict) and all(_same(current.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return (isinstance(current, list) and len(current) == len(desired)
-                and all(_same(c, d) for c, d in zip(current, desired, strict=True)))
-    return current == desired

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from appsync.drift import same
 from appsync.infra import Changes
 from chalicelib.config import Settings
 from chalicelib.topology import QUEUES, rule_name
@@ -133,7 +134,7 @@ class Wiring:
                 current = lam.get_function_event_invoke_config(FunctionName=arn)
             except lam.exceptions.ResourceNotFoundException:
                 current = None
-            if current is not None and all(_same(current.get(k), v) for k, v in desired.items()):
+            if current is not None and same(current, desired):
                 self.changes.record("unchanged", "async invoke config", function)
                 continue
             lam.put_function_event_invoke_config(FunctionName=arn, **desired)
@@ -204,8 +205,3 @@ class Wiring:
             except (lam.exceptions.ResourceNotFoundException, KeyError):
                 pass
 
-
-def _same(current: Any, desired: Any) -> bool:
-    if isinstance(desired, dict):
-        return isinstance(current, dict) and all(_same(current.get(k), v) for k, v in desired.items())
-    return current == desired

@@ -5,6 +5,10 @@ It builds AppSync's direct-Lambda resolver event (``arguments``, ``identity``
 with the authorizer's ``resolverContext``, ``info``) and its authorizer event
 (``authorizationToken``, ``requestContext``), so the handlers cannot tell the
 difference. Errors come back AppSync-style: ``{message, errorType, path}``.
+
+The API's limits (``appsync/limits.py``: query depth, resolver count, introspection off
+in prod) are checked first, with the same numbers the deploy step gives AppSync, so an
+aliased flood of ``login`` is refused before a single resolver runs.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from graphql.language import (
     OperationDefinitionNode,
 )
 
+from appsync.limits import validation_rules
 from appsync.prelude import APPSYNC_PRELUDE
+from chalicelib.config import get_settings
 from chalicelib.contracts.errors import ApiError
 from chalicelib.observability.logs import logger
 from devstack.graphql_errors import public_message
@@ -69,18 +75,23 @@ def _error(message: str, error_type: str, path: list | None = None) -> dict[str,
 
 
 class Gateway:
-    def __init__(self, invoke: Invoker) -> None:
+    def __init__(self, invoke: Invoker, stage: str | None = None) -> None:
         self.invoke = invoke
         self.schema = load_schema()
         self.resolver_map = load_resolver_map()
         self.iam_fields = frozenset(self.resolver_map["iam_fields"])
         self.public_fields = frozenset(self.resolver_map["public_fields"])
+        self.stage = stage or get_settings().stage
+        self.limit_rules = validation_rules(self.resolver_map["resolvers"], self.stage)
 
-    def handle(self, body: Any, authorization: str | None, iam: bool = False) -> tuple[int, dict[str, Any]]:
+    def handle(self, body: Any, authorization: str | None, iam: bool = False,
+               source_ip: str | None = None) -> tuple[int, dict[str, Any]]:
         """Execute one GraphQL request; returns (HTTP status, response body).
 
         ``iam`` is a SigV4-signed caller (EventBridge's AppSync target, with the
         events role): it may call the ``@aws_iam`` publish mutations and nothing else.
+        ``source_ip`` is the caller's address, handed to resolvers in ``x-forwarded-for``
+        as AppSync does (the viewer, then the CloudFront node).
         """
         try:
             document, variables = self._parse(body)
@@ -91,7 +102,7 @@ class Gateway:
                 identity, denied = self._authorize(fields, body, variables, authorization)
         except _Refused as refused:
             return refused.status, {"errors": [refused.payload]}
-        resolver = self._field_resolver(identity, denied, variables, bool(authorization), iam)
+        resolver = self._field_resolver(identity, denied, variables, _headers(authorization, source_ip), iam)
         result = execute(self.schema, document, variable_values=variables, field_resolver=resolver,
                          operation_name=body.get("operationName"))
         errors = [
@@ -114,7 +125,8 @@ class Gateway:
             document = parse(body["query"])
         except GraphQLError as exc:
             raise _Refused(400, _error(public_message(exc), "MalformedHttpRequestException")) from None
-        problems = validate(self.schema, document)
+        # The limits first, on their own: a flood is refused without the full validation's cost.
+        problems = validate(self.schema, document, self.limit_rules) or validate(self.schema, document)
         if problems:
             raise _Refused(400, _error("; ".join(public_message(p) for p in problems), "ValidationError"))
         return document, variables
@@ -156,7 +168,7 @@ class Gateway:
             raise _Refused(401, _error("IAM callers may only call the publish mutations.", "Unauthorized"))
         return {"accountId": "123456789012", "userArn": "arn:aws:sts::123456789012:assumed-role/events"}, set()
 
-    def _field_resolver(self, identity, denied: set[str], variables: dict, has_token: bool, iam: bool = False):
+    def _field_resolver(self, identity, denied: set[str], variables: dict, headers: dict[str, str], iam: bool = False):
         iam_fields = self.iam_fields
 
         def resolve(source, info, **args):
@@ -173,7 +185,7 @@ class Gateway:
                 return args.get("input")
             event = {
                 "arguments": args, "identity": identity, "source": None,
-                "request": {"headers": {"authorization": "***"} if has_token else {}},
+                "request": {"headers": headers},
                 "info": {"fieldName": info.field_name, "parentTypeName": info.parent_type.name,
                          "variables": variables, "selectionSetList": []},
                 "prev": None, "stash": {},
@@ -201,6 +213,14 @@ class Gateway:
                 definition.operation.value]
             names.extend(f"{root}.{name}" for name in _root_field_names(definition.selection_set, fragments))
         return names
+
+
+def _headers(authorization: str | None, source_ip: str | None) -> dict[str, str]:
+    """The request headers a resolver sees: the token masked, the caller's address as AppSync forwards it."""
+    headers = {"authorization": "***"} if authorization else {}
+    if source_ip:
+        headers["x-forwarded-for"] = f"{source_ip}, 127.0.0.1"
+    return headers
 
 
 def _root_field_names(selection_set: Any, fragments: dict[str, Any], seen: frozenset = frozenset()) -> list[str]:

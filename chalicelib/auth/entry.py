@@ -1,26 +1,30 @@
 """Lambda glue for auth: the AppSync authorizer and the auth resolver.
 
 ``authorize`` is on every uncached API call, so this module imports only the
-authorizer's own path (settings, keys, pyjwt + cryptography). The resolver's
-dependencies (pymongo, boto3, marshmallow, Powertools) load inside
-``resolve``, on the resolver Lambda only.
+authorizer's own path (settings, keys, pyjwt + cryptography, Powertools' event
+data classes). The resolver's fields (``graphql.py``) and their dependencies
+(pymongo, boto3, marshmallow, Powertools' event handler) load inside ``resolve``,
+on the resolver Lambda only.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import bootstrap
 from chalicelib.auth.authorizer import DENY, AuthorizerConfig, DenyList, decide
-from chalicelib.auth.keys import load_keyring
+from chalicelib.auth.keys import load_keyring, load_verifying_keys
 from chalicelib.config import Settings
+
+if TYPE_CHECKING:  # imported inside _deps at run time: the authorizer never loads the service
+    from chalicelib.auth.service import AuthDeps
 
 
 @lru_cache(maxsize=4)
 def _authorizer_config(settings: Settings) -> AuthorizerConfig:
     return AuthorizerConfig(
-        keys=load_keyring(settings),
+        keys=load_verifying_keys(settings),  # public keys only: the authorizer never sees the signing key
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         cache_seconds=settings.jwt_authorizer_cache_seconds,
@@ -29,7 +33,7 @@ def _authorizer_config(settings: Settings) -> AuthorizerConfig:
 
 
 def authorize(event: Any) -> dict[str, Any]:
-    """AppSync Lambda authorizer: ``{isAuthorized, resolverContext, deniedFields, ttlOverride}``."""
+    """AppSync Lambda authorizer: ``{isAuthorized, resolverContext, ttlOverride}`` (``authorizer.decide``)."""
     try:
         config = _authorizer_config(bootstrap.settings())
     except Exception as exc:  # misconfiguration must deny, never let a request through or crash
@@ -40,7 +44,7 @@ def authorize(event: Any) -> dict[str, Any]:
     return decide(event, config, bootstrap.utc_now())
 
 
-def _deps():
+def _deps() -> AuthDeps:
     from chalicelib.auth.repository import INDEXES, AuthRepository
     from chalicelib.auth.service import AuthDeps, AuthPolicy
 
@@ -55,22 +59,9 @@ def _deps():
     )
 
 
-def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Dispatch ``register``, ``login``, ``refreshToken`` and ``me``; errors are ``ApiError`` subclasses."""
-    from chalicelib.auth import service
-    from chalicelib.contracts.errors import ValidationError
+def resolve(event: dict[str, Any], context: Any) -> Any:
+    """``register``, ``login``, ``refreshToken`` and ``me`` (``auth/graphql.py``); errors are ``ApiError``s."""
+    from chalicelib.auth.graphql import router
+    from chalicelib.resolvers import serve
 
-    field = ((event or {}).get("info") or {}).get("fieldName")
-    args = (event or {}).get("arguments") or {}
-    correlation_id = getattr(context, "aws_request_id", None)
-    if field not in {"register", "login", "refreshToken", "me"}:
-        raise ValidationError("The auth resolver does not serve this field.", details={"fieldName": "unknown"})
-    deps = _deps()
-    if field == "register":
-        return service.register(deps, args.get("input"), correlation_id=correlation_id)
-    if field == "login":
-        return service.login(deps, args.get("input"), correlation_id=correlation_id)
-    if field == "refreshToken":
-        return service.refresh(deps, {"token": args.get("token")})
-    resolver_context = ((event.get("identity") or {}).get("resolverContext")) or {}
-    return service.me(deps, resolver_context.get("userId"), resolver_context.get("tokenVersion"))
+    return serve(router, event, context, _deps)

@@ -5,16 +5,24 @@ microseconds) and, unlike RSA or HMAC, there is exactly one algorithm per key
 type, so the verifier pins ``EdDSA`` and no ``alg`` header can talk it into
 HS256-with-the-public-key or ``none``.
 
-Where keys come from, first match wins:
+Two loaders, because the two sides must not hold the same secrets:
 
-1. ``JWT_PRIVATE_KEY`` / ``JWT_PUBLIC_KEY`` (PEM). The authorizer Lambda only
-   needs the public key; the resolver Lambda needs the private one.
-2. ``JWT_KEY_SECRET_ID``: an AWS Secrets Manager secret holding either a PEM
-   private key or JSON ``{"privateKey": PEM, "publicKey": PEM}``; fetched once
-   per process (boto3 is imported only on this path).
-3. Stage ``local`` or ``test`` with neither: a dev key pair generated once into
-   ``.local/dev-jwt/ed25519.pem`` (gitignored), shared by every local process
-   (chalice, the event pump, the CLI). Other stages refuse to start without keys.
+- :func:`load_keyring` (the auth resolver, which signs), first match wins:
+  1. ``JWT_PRIVATE_KEY`` / ``JWT_PUBLIC_KEY`` (PEM);
+  2. ``JWT_KEY_SECRET_ID``: a Secrets Manager secret holding either a PEM private
+     key or JSON ``{"privateKey": PEM, "publicKey": PEM}``;
+  3. stage ``local`` or ``test`` with neither: a dev key pair generated once into
+     ``.local/dev-jwt/ed25519.pem`` (gitignored), shared by every local process
+     (chalice, the event pump, the CLI). Other stages refuse to start without keys.
+- :func:`load_verifying_keys` (the authorizer, on every request path), which never
+  reads ``JWT_PRIVATE_KEY`` or ``JWT_KEY_SECRET_ID``, so a bug or a compromise there
+  cannot sign tokens: ``JWT_PUBLIC_KEY`` (PEM), else ``JWT_PUBLIC_KEYS_SECRET_ID``
+  (JSON ``{"publicKey": PEM, "previousPublicKeys": [PEM, ...]}``, written by the
+  deploy step from the signing-key secret, ``appsync/secrets.py``), else the dev
+  key's public half in ``local``/``test``.
+
+Secrets are fetched once per process through the composition root (boto3 is
+imported only on that path).
 
 Rotation: ``JWT_PREVIOUS_PUBLIC_KEYS`` (one or more PEM public keys, concatenated)
 are accepted for verification beside the current key, chosen by the token's
@@ -154,6 +162,48 @@ def load_previous_keys(text: str) -> tuple[Ed25519PublicKey, ...]:
     return tuple(_load_public(block, "JWT_PREVIOUS_PUBLIC_KEYS") for block in blocks)
 
 
+def load_verifying_keys(settings: Settings, *, dev_dir: Path = DEV_KEY_DIR, secrets_client: Any = None) -> KeyRing:
+    """The authorizer's keys: public only, cached per process (see the module docstring for the order)."""
+    cache_key = ("verify", settings.jwt_public_key, settings.jwt_public_keys_secret_id, settings.stage,
+                 settings.jwt_previous_public_keys, str(dev_dir))
+    with _lock:
+        ring = _cache.get(cache_key)
+        if ring is None:
+            found = _resolve_verifying(settings, dev_dir, secrets_client)
+            ring = dataclasses.replace(found, previous=found.previous + load_previous_keys(
+                settings.jwt_previous_public_keys))
+            _cache[cache_key] = ring
+        return ring
+
+
+def _resolve_verifying(settings: Settings, dev_dir: Path, secrets_client: Any) -> KeyRing:
+    if settings.jwt_public_key:
+        return KeyRing(public_key=_load_public(settings.jwt_public_key))
+    if settings.jwt_public_keys_secret_id:
+        secret_id = settings.jwt_public_keys_secret_id
+        return parse_public_keys_secret(_secret_text(secret_id, secrets_client), secret_id)
+    if settings.stage in DEV_STAGES:
+        return KeyRing(public_key=dev_keyring(dev_dir).public_key)
+    raise ConfigError(f"JWT_PUBLIC_KEYS_SECRET_ID or JWT_PUBLIC_KEY is required in stage {settings.stage!r}")
+
+
+def parse_public_keys_secret(text: str, secret_id: str) -> KeyRing:
+    """``{"publicKey": PEM, "previousPublicKeys": [PEM, ...]}`` and nothing else: no private key gets in here."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("publicKey"), str):
+        raise ConfigError(f"secret {secret_id} must be JSON with a publicKey (PEM)")
+    if set(doc) - {"publicKey", "previousPublicKeys"}:
+        raise ConfigError(f"secret {secret_id} may hold only publicKey and previousPublicKeys")
+    previous = doc.get("previousPublicKeys", [])
+    if not isinstance(previous, list) or not all(isinstance(pem, str) for pem in previous):
+        raise ConfigError(f"secret {secret_id}: previousPublicKeys must be a list of PEM public keys")
+    return KeyRing(public_key=_load_public(doc["publicKey"], f"secret {secret_id} publicKey"),
+                   previous=tuple(_load_public(pem, f"secret {secret_id} previousPublicKeys") for pem in previous))
+
+
 def load_keyring(settings: Settings, *, dev_dir: Path = DEV_KEY_DIR, secrets_client: Any = None) -> KeyRing:
     """The key ring for ``settings``, cached per process (see the module docstring for the order)."""
     cache_key = (settings.jwt_private_key, settings.jwt_public_key, settings.jwt_key_secret_id, settings.stage,
@@ -184,12 +234,20 @@ def _resolve(settings: Settings, dev_dir: Path, secrets_client: Any) -> KeyRing:
     )
 
 
-def _from_secret(secret_id: str, client: Any) -> KeyRing:
+def _secret_text(secret_id: str, client: Any) -> str:
     if client is None:
         from chalicelib import bootstrap
 
-        client = bootstrap.aws_client("secretsmanager")
-    text = client.get_secret_value(SecretId=secret_id)["SecretString"]
+        return bootstrap.secret_string(secret_id)
+    return client.get_secret_value(SecretId=secret_id)["SecretString"]
+
+
+def _from_secret(secret_id: str, client: Any) -> KeyRing:
+    return parse_signing_secret(_secret_text(secret_id, client), secret_id)
+
+
+def parse_signing_secret(text: str, secret_id: str) -> KeyRing:
+    """The signing-key secret: a PEM private key, or JSON with ``privateKey`` (and ``publicKey``, checked)."""
     if text.lstrip().startswith("{"):
         try:
             doc = json.loads(text)

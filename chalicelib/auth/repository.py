@@ -15,21 +15,23 @@ minute, and the embedded mongo-java-server keeps TTL indexes but expires nothing
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from chalicelib.auth.throttle import Gate
 from chalicelib.store import IndexSpec, translate_errors
 
 USERS = "users"
-LOGIN_ATTEMPTS = "auth_login_attempts"  # _id = email key: {failures, expiresAt}
+LOGIN_ATTEMPTS = "auth_login_attempts"  # _id = throttle key: {failures, expiresAt[, lastFailureAt]}
 REFRESH_TOKENS = "auth_refresh_tokens"  # _id = SHA-256 of the token; usedAt set once, when it is spent
 REFRESH_FAMILIES = "auth_refresh_families"  # _id = family id: every token descended from one sign-in
 
-# A lock may be removed by the TTL monitor only well after it ended, so a store clock running
-# ahead of the Lambdas' never ends a lock early. Tokens and families go at their expiry: once
+# A sign-in count may be removed by the TTL monitor only well after it ended, so a store clock
+# running ahead of the Lambdas' never ends a delay early. Tokens and families go at their expiry: once
 # gone they are refused, which is what their expiresAt says anyway.
 LOGIN_ATTEMPTS_TTL_SECONDS = 3600
 
@@ -87,49 +89,60 @@ class AuthRepository:
 
     # --- sign-in attempts ------------------------------------------------------------
     #
-    # One document per email key: ``failures`` counted so far and ``expiresAt``, when they stop
-    # counting (the newest counted attempt plus the lock time; with failures at the limit, the
-    # end of the lock). Attempts are counted before bcrypt runs, by the two guarded writes below.
+    # One document per throttle key (``chalicelib/auth/throttle.py``: an email and source pair,
+    # or a source): ``failures`` counted so far and ``expiresAt``, when they stop counting; a
+    # pair also keeps ``lastFailureAt``. Attempts are counted before bcrypt runs, by the two
+    # guarded writes below.
 
-    def start_attempts(self, key: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
-        """Count the first attempt of a new window: ``False`` when a live count already exists.
+    def start_attempts(self, key: str, now: dt.datetime, fields: Mapping[str, Any]) -> bool:
+        """Count the first failure of a new document: ``False`` when a live one already exists.
 
-        The filter admits only a missing document or one whose window has ended (or one
-        without ``expiresAt``, as written before this layout), so the upsert replaces it
-        with ``failures: 1``. A live document makes the upsert collide with its ``_id``:
-        the unique ``_id`` index refuses it, and the caller counts into that window instead.
+        The filter admits only a missing document or one whose ``expiresAt`` has passed (or
+        has none, as written by an earlier layout), so the upsert replaces it with
+        ``failures: 1``. A live document makes the upsert collide with its ``_id``: the
+        unique ``_id`` index refuses it, and the caller counts into that document instead.
         """
         try:
             with translate_errors("start sign-in attempts"):
                 self.db[LOGIN_ATTEMPTS].replace_one(
-                    {"_id": key, "expiresAt": {"$not": {"$gt": now}}},
-                    {"failures": 1, "expiresAt": expires_at}, upsert=True,
+                    {"_id": key, "expiresAt": {"$not": {"$gt": now}}}, {"failures": 1, **fields}, upsert=True,
                 )
         except DuplicateKeyError:
             return False
         return True
 
-    def add_attempt(self, key: str, expires_at: dt.datetime, now: dt.datetime, limit: int) -> int | None:
-        """Count one more attempt in the live window; the new count, or ``None`` if it is at ``limit``.
+    def add_failure(self, key: str, now: dt.datetime, gates: Sequence[Gate],
+                    stretch: Mapping[str, dt.datetime]) -> int | None:
+        """Count one more failure if a gate admits it; the new count, or ``None`` when none does.
 
-        ``failures < limit`` in the filter is what stops parallel guesses: each increment is
-        applied to the document as it is then, so no more than ``limit`` are ever admitted.
-        ``None`` also when the window ended or was cleared since the caller looked.
+        The gates are the filter, so each increment is judged on the document as it is
+        then: no number of parallel guesses gets past a gate together. ``stretch`` fields
+        only ever move later (``$max``). ``None`` also when the document ended or was
+        cleared since the caller looked.
         """
+        update: dict[str, Any] = {"$inc": {"failures": 1}}
+        if stretch:
+            update["$max"] = dict(stretch)
         with translate_errors("count sign-in attempt"):
             doc = self.db[LOGIN_ATTEMPTS].find_one_and_update(
-                {"_id": key, "expiresAt": {"$gt": now}, "failures": {"$lt": limit}},
-                {"$inc": {"failures": 1}, "$max": {"expiresAt": expires_at}},
+                {"_id": key, "expiresAt": {"$gt": now}, "$or": [_gate_filter(g) for g in gates]}, update,
                 projection={"failures": 1}, return_document=ReturnDocument.AFTER,
             )
         return None if doc is None else int(doc["failures"])
+
+    def release_failure(self, key: str, now: dt.datetime) -> None:
+        """Give back one counted failure (the attempt succeeded), if its document is still live."""
+        with translate_errors("release sign-in attempt"):
+            self.db[LOGIN_ATTEMPTS].update_one(
+                {"_id": key, "expiresAt": {"$gt": now}, "failures": {"$gt": 0}}, {"$inc": {"failures": -1}}
+            )
 
     def find_attempts(self, key: str) -> dict[str, Any] | None:
         with translate_errors("find sign-in attempts"):
             return self.db[LOGIN_ATTEMPTS].find_one({"_id": key})
 
     def clear_attempts(self, key: str) -> None:
-        """Forget the failures of an email (after a successful sign-in)."""
+        """Forget the failures of a pair (after a successful sign-in)."""
         with translate_errors("clear sign-in attempts"):
             self.db[LOGIN_ATTEMPTS].delete_one({"_id": key})
 
@@ -180,3 +193,14 @@ class AuthRepository:
             self.db[REFRESH_FAMILIES].update_one(
                 {"_id": family_id, "revokedAt": None}, {"$set": {"revokedAt": now}}
             )
+
+
+def _gate_filter(gate: Gate) -> dict[str, Any]:
+    """A gate as a filter: the failures range, and the last failure no later than ``last_by``."""
+    failures: dict[str, int] = {"$gte": gate.low}
+    if gate.high is not None:
+        failures["$lte"] = gate.high
+    out: dict[str, Any] = {"failures": failures}
+    if gate.last_by is not None:
+        out["lastFailureAt"] = {"$lte": gate.last_by}
+    return out

@@ -8,7 +8,6 @@ embedded store without patching anything.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,14 +18,15 @@ from marshmallow import ValidationError as MarshmallowError
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.passwords import dummy_hash, hash_password, verify_password
 from chalicelib.auth.repository import DuplicateEmail
+from chalicelib.auth.throttle import LoginThrottle, admit, settle_success
 from chalicelib.auth.tokens import hash_refresh_token, issue_access_token, new_refresh_token
 from chalicelib.config import Settings
-from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized, ValidationError
+from chalicelib.contracts.errors import Conflict, Unauthorized, ValidationError
 from chalicelib.contracts.events import USER_REGISTERED, derived_event_id
 from chalicelib.contracts.inputs import LoginInput, RefreshTokenInput, RegisterInput
 from chalicelib.events.publisher import OutgoingEvent, PublishError
 from chalicelib.observability.logs import logger
-from chalicelib.store import TransientStoreError
+from chalicelib.timestamps import aware_utc
 
 BAD_CREDENTIALS = "Email or password is incorrect."
 BAD_REFRESH = "The refresh token is invalid or expired; sign in again."
@@ -42,15 +42,14 @@ class AuthPolicy:
     access_ttl_seconds: int
     refresh_ttl_seconds: int
     bcrypt_cost: int
-    max_failures: int
-    lock_seconds: int
+    throttle: LoginThrottle
 
     @classmethod
     def from_settings(cls, s: Settings) -> AuthPolicy:
         return cls(
             issuer=s.jwt_issuer, audience=s.jwt_audience, access_ttl_seconds=s.jwt_access_ttl_seconds,
             refresh_ttl_seconds=s.jwt_refresh_ttl_seconds, bcrypt_cost=s.bcrypt_cost,
-            max_failures=s.login_max_failures, lock_seconds=s.login_lock_seconds,
+            throttle=LoginThrottle.from_settings(s),
         )
 
 
@@ -73,12 +72,6 @@ def _load(schema_cls: type, data: Any) -> dict[str, Any]:
         return schema_cls().load(data if data is not None else {})
     except MarshmallowError as exc:
         raise ValidationError.from_messages(exc.messages) from None
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def user_view(user: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,7 +123,7 @@ def publish_registration(deps: AuthDeps, user: Mapping[str, Any], *, correlation
     event to every consumer. A bus outage must not lose the account (the client
     already has it), so the failure is logged and the flag stays unset.
     """
-    created = _aware(user["createdAt"])
+    created = aware_utc(user["createdAt"])
     event = OutgoingEvent(
         USER_REGISTERED, {"userId": user["_id"], "registeredAt": created},
         event_id=derived_event_id(USER_REGISTERED, user["_id"]), occurred_at=created,
@@ -146,71 +139,30 @@ def publish_registration(deps: AuthDeps, user: Mapping[str, Any], *, correlation
 
 # --- login ---------------------------------------------------------------------------
 
-def _attempts_key(email: str) -> str:
-    # Keyed by the email, not the user: unknown emails lock too, so a lockout reveals nothing.
-    return hashlib.sha256(f"login:{email}".encode()).hexdigest()
+def login(deps: AuthDeps, raw_input: Any, *, correlation_id: str | None = None,
+          source: str | None = None) -> dict[str, Any]:
+    """Same error and about the same time for an unknown email and a wrong password; guessing is slowed.
 
-
-def login(deps: AuthDeps, raw_input: Any, *, correlation_id: str | None = None) -> dict[str, Any]:
-    """Same error and about the same time for an unknown email and a wrong password; lock after N failures.
-
-    The attempt is counted before bcrypt runs, so N parallel guesses cannot get
-    more than ``max_failures`` password checks between them.
+    ``source`` is the caller's hashed network (``chalicelib.auth.sources.source_of`` of the
+    resolver event); without it only the per-email delay applies. The attempt is counted
+    before bcrypt runs, so parallel guesses get no more password checks than the throttle
+    admits, and a success gives the counts back (``chalicelib/auth/throttle.py``).
     """
     data = _load(LoginInput, raw_input)
     now = deps.now()
-    key = _attempts_key(data["email"])
-    failures = _count_attempt(deps, key, now)
+    admission = admit(deps.repo, deps.policy.throttle, data["email"], source, now)
 
     user = deps.repo.find_user_by_email(data["email"])
     stored = user["passwordHash"] if user else dummy_hash(deps.policy.bcrypt_cost)
     if not verify_password(data["password"], stored) or user is None:
-        if failures >= deps.policy.max_failures:
-            until = now + dt.timedelta(seconds=deps.policy.lock_seconds)
-            logger.warning("sign-in locked", extra={"failures": failures, "lockSeconds": deps.policy.lock_seconds})
-            raise _locked(until, now)
         logger.info("sign-in refused", extra={"reason": "credentials"})
         raise Unauthorized(BAD_CREDENTIALS)
 
-    deps.repo.clear_attempts(key)
+    settle_success(deps.repo, admission, now)
     if not user.get("registrationPublished", True):
         publish_registration(deps, user, correlation_id=correlation_id)
     logger.info("user signed in", extra={"userId": user["_id"]})
     return _issue(deps, user, now)
-
-
-# Each round ends in a count or a lock unless a success or a new window lands between its
-# writes; a few rounds are plenty, and running out is "busy", never a free guess.
-_ATTEMPT_ROUNDS = 8
-
-
-def _count_attempt(deps: AuthDeps, key: str, now: dt.datetime) -> int:
-    """Count this attempt for the email and return the failures so far, this one included.
-
-    Failures count while each comes less than ``lock_seconds`` after the one before;
-    at ``max_failures`` the email is locked until ``lock_seconds`` after the last.
-    Raises ``AccountLocked`` (before any bcrypt) when the live count is at the limit.
-    """
-    policy = deps.policy
-    window_end = now + dt.timedelta(seconds=policy.lock_seconds)
-    for _ in range(_ATTEMPT_ROUNDS):
-        if deps.repo.start_attempts(key, window_end, now):
-            return 1
-        failures = deps.repo.add_attempt(key, window_end, now, policy.max_failures)
-        if failures is not None:
-            return failures
-        doc = deps.repo.find_attempts(key) or {}
-        ends = _aware(doc.get("expiresAt"))
-        if ends is not None and ends > now and int(doc.get("failures", 0)) >= policy.max_failures:
-            raise _locked(ends, now)
-        # cleared by a success or its window ended between our writes: count again
-    raise TransientStoreError("sign-in attempts are contended; try again")
-
-
-def _locked(until: dt.datetime, now: dt.datetime) -> AccountLocked:
-    minutes = max(1, -(-int((until - now).total_seconds()) // 60))
-    return AccountLocked(f"Too many failed sign-ins. Try again in {minutes} minute(s).",
-                         details={"retryAfterSeconds": int((until - now).total_seconds())})
 
 
 # --- tokens --------------------------------------------------------------------------

@@ -114,15 +114,15 @@ def test_wrong_password_and_unknown_email_look_the_same(local_stack):
     assert wrong["errorType"] == "Unauthorized"
 
 
-def test_repeated_failures_lock_the_account(local_stack):
+def test_repeated_failures_delay_the_next_attempt(local_stack):
     payload = seed_payload()
     register(local_stack, payload)
     bad = {"input": {"email": payload["email"], "password": "wrong password!"}}
-    types = [error_of(local_stack.graphql(LOGIN, bad)[1])["errorType"] for _ in range(DEFAULTS.login_max_failures)]
-    assert types == ["Unauthorized"] * (DEFAULTS.login_max_failures - 1) + ["AccountLocked"]
+    types = [error_of(local_stack.graphql(LOGIN, bad)[1])["errorType"] for _ in range(DEFAULTS.login_free_failures)]
+    assert types == ["Unauthorized"] * DEFAULTS.login_free_failures
     err = error_of(local_stack.graphql(LOGIN, {"input": {"email": payload["email"],
                                                          "password": payload["password"]}})[1])
-    assert err["errorType"] == "AccountLocked" and "Try again" in err["message"]
+    assert err["errorType"] == "TooManyAttempts" and "Try again in" in err["message"]
 
 
 def _b64(data) -> str:

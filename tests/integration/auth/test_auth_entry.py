@@ -64,10 +64,42 @@ def test_misconfigured_keys_deny_instead_of_crashing(settings, monkeypatch):
     assert authorize({"authorizationToken": "x.y.z"}) == {"isAuthorized": False, "ttlOverride": 0}
 
 
-def test_authorizer_import_pulls_in_no_store_or_aws_sdk():
-    code = ("import sys, chalicelib.auth.entry; "
-            "print(sorted(m for m in ('pymongo','boto3','botocore','marshmallow','aws_lambda_powertools') "
-            "if m in sys.modules))")
+# What the authorizer's cold start must not load: the store driver, the AWS SDK (Powertools imports
+# botocore's top module only, no session or client), marshmallow, another domain, the resolver side.
+NOT_ON_THE_AUTHORIZER_PATH = ("pymongo", "boto3", "botocore.session", "botocore.client", "marshmallow",
+                              "chalicelib.billing", "chalicelib.ocm", "chalicelib.dlq", "chalicelib.events",
+                              "chalicelib.resolvers", "chalicelib.auth.graphql", "chalicelib.auth.service",
+                              "aws_lambda_powertools.event_handler")
+
+
+def test_the_authorizer_lambda_loads_no_store_sdk_or_resolver_code(settings):
+    """The whole path Lambda runs: ``import app``, then the handler, with a Lambda context."""
+    code = ("import sys, types, app; "
+            "ctx = types.SimpleNamespace(function_name='authorizer', memory_limit_in_mb=128, aws_request_id='r', "
+            "invoked_function_arn='arn:aws:lambda:eu-central-1:123456789012:function:authorizer'); "
+            "verdict = app.authorizer({'authorizationToken': 'x.y.z', 'requestContext': {}}, ctx); "
+            f"print(verdict['isAuthorized'], sorted(m for m in {NOT_ON_THE_AUTHORIZER_PATH!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip().splitlines()[-1] == "False []"
+
+
+def _login_from(address: str, password: str) -> dict:
+    event = _field("login", {"input": {"email": SEED["email"], "password": password}})
+    event["request"] = {"headers": {"x-forwarded-for": f"{address}, 130.176.0.1"}}  # viewer, CloudFront
+    return event
+
+
+def test_the_resolver_hands_the_callers_network_to_the_throttle(aws, monkeypatch):
+    """An attacker's failures delay the attacker's network, and the owner elsewhere signs in at once."""
+    from chalicelib.contracts.errors import TooManyAttempts
+
+    monkeypatch.setenv("LOGIN_FREE_FAILURES", "2")
+    bootstrap.reset()
+    resolve(_field("register", {"input": SEED}), Ctx())
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            resolve(_login_from("203.0.113.7", "wrong guess"), Ctx())
+    with pytest.raises(TooManyAttempts):
+        resolve(_login_from("203.0.113.7", SEED["password"]), Ctx())  # even the right password waits there
+    assert resolve(_login_from("198.51.100.20", SEED["password"]), Ctx())["user"]["email"] == SEED["email"]

@@ -15,12 +15,15 @@ from chalicelib.auth import service
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.repository import INDEXES, AuthRepository
 from chalicelib.auth.service import AuthDeps, AuthPolicy
-from chalicelib.contracts.errors import AccountLocked, Unauthorized
+from chalicelib.auth.throttle import LoginThrottle
+from chalicelib.contracts.errors import TooManyAttempts, Unauthorized
 from chalicelib.events.publisher import RecordingPublisher
 from chalicelib.store import ensure_indexes
 
 POLICY = AuthPolicy(issuer="https://auth.test", audience="jucr-test", access_ttl_seconds=900,
-                    refresh_ttl_seconds=86400, bcrypt_cost=4, max_failures=3, lock_seconds=600)
+                    refresh_ttl_seconds=86400, bcrypt_cost=4,
+                    throttle=LoginThrottle(free_failures=3, delay_base_seconds=10, delay_cap_seconds=100,
+                                           source_max_failures=10, source_window_seconds=600))
 SEED = {"email": "driver@example.com", "name": "Dana Driver", "password": "correct horse battery",
         "vehicle": {"brand": "Volkswagen", "model": "ID.3", "batteryCapacity": 58.0}}
 LOGIN = {"email": "driver@example.com", "password": "correct horse battery"}
@@ -72,17 +75,26 @@ def test_a_sign_in_is_five_round_trips_and_a_refresh_four(counted):
     assert commands.take() == ["findAndModify", "findAndModify", "find", "insert"]
 
 
-def test_a_failure_in_a_window_is_three_and_a_locked_attempt_three_without_bcrypt(counted):
+def test_a_sign_in_with_a_source_is_seven(counted):
+    deps, commands = counted
+    service.register(deps, SEED)
+    commands.take()
+    service.login(deps, LOGIN, source="net-a")
+    # the pair and the source counted, the user, the pair forgotten, the source's count given back, family, token
+    assert commands.take() == ["update", "update", "find", "delete", "update", "insert", "insert"]
+
+
+def test_a_failure_is_two_or_three_and_a_delayed_attempt_three_without_bcrypt(counted):
     deps, commands = counted
     with pytest.raises(Unauthorized):
         service.login(deps, dict(LOGIN, password="wrong password!"))
-    assert commands.take() == ["update", "find"]  # a new window, the (missing) user
+    assert commands.take() == ["update", "find"]  # a new count, the (missing) user
     with pytest.raises(Unauthorized):
         service.login(deps, dict(LOGIN, password="wrong password!"))
-    assert commands.take() == ["update", "findAndModify", "find"]  # live window: count into it
-    with pytest.raises(AccountLocked):
+    assert commands.take() == ["update", "findAndModify", "find"]  # a live count: add to it
+    with pytest.raises(Unauthorized):
         service.login(deps, dict(LOGIN, password="wrong password!"))
     commands.take()
-    with pytest.raises(AccountLocked):
+    with pytest.raises(TooManyAttempts):
         service.login(deps, LOGIN)
     assert commands.take() == ["update", "findAndModify", "find"]  # refused before the user is read

@@ -10,7 +10,7 @@ from functools import partial
 
 import pytest
 
-from chalicelib.auth import service
+from chalicelib.auth import service, throttle
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.repository import (
     INDEXES,
@@ -22,15 +22,18 @@ from chalicelib.auth.repository import (
     AuthRepository,
 )
 from chalicelib.auth.service import AuthDeps, AuthPolicy
+from chalicelib.auth.throttle import FAILURE_MEMORY_SECONDS, LoginThrottle
 from chalicelib.auth.tokens import hash_refresh_token
-from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized
+from chalicelib.contracts.errors import Conflict, TooManyAttempts, Unauthorized
 from chalicelib.contracts.events import USER_REGISTERED
 from chalicelib.events.publisher import RecordingPublisher
 from chalicelib.store import ensure_indexes
 from tests.concurrency import run_concurrently
 
+THROTTLE = LoginThrottle(free_failures=3, delay_base_seconds=10, delay_cap_seconds=100, source_max_failures=10,
+                         source_window_seconds=600)
 POLICY = AuthPolicy(issuer="https://auth.test", audience="jucr-test", access_ttl_seconds=900,
-                    refresh_ttl_seconds=86400, bcrypt_cost=4, max_failures=3, lock_seconds=600)
+                    refresh_ttl_seconds=86400, bcrypt_cost=4, throttle=THROTTLE)
 SEED = {"email": "driver@example.com", "name": "Dana Driver", "password": "correct horse battery",
         "vehicle": {"brand": "Volkswagen", "model": "ID.3", "batteryCapacity": 58.0}}
 LOGIN = {"email": "driver@example.com", "password": "correct horse battery"}
@@ -83,68 +86,70 @@ def test_concurrent_registrations_with_one_email_exactly_one_succeeds(deps, db):
     assert len(deps.publisher.of_type(USER_REGISTERED)) == 1
 
 
-@pytest.mark.mongodb
-def test_lockout_is_persisted_and_expires(deps):
-    service.register(deps, SEED)
-    bad = dict(LOGIN, password="wrong password!")
-    for _ in range(2):
+BAD = dict(LOGIN, password="wrong password!")
+
+
+def _fail(deps, times: int, **kw) -> None:
+    for _ in range(times):
         with pytest.raises(Unauthorized):
-            service.login(deps, bad)
-    with pytest.raises(AccountLocked):
-        service.login(deps, bad)
-    with pytest.raises(AccountLocked):
+            service.login(deps, BAD, **kw)
+
+
+@pytest.mark.mongodb
+def test_the_delay_is_persisted_and_the_right_password_signs_in_once_it_has_passed(deps):
+    service.register(deps, SEED)
+    _fail(deps, 3)
+    with pytest.raises(TooManyAttempts) as delayed:
         service.login(deps, LOGIN)
-    deps.clock.now += dt.timedelta(seconds=601)
+    assert delayed.value.details == {"retryAfterSeconds": 10}
+    deps.clock.now += dt.timedelta(seconds=10)
     assert service.login(deps, LOGIN)["accessToken"]
 
 
 @pytest.mark.mongodb
-def test_failures_are_one_document_per_email_and_a_success_removes_it(deps, db):
+def test_failures_are_one_document_per_pair_and_source_and_a_success_gives_them_back(deps, db):
     service.register(deps, SEED)
-    bad = dict(LOGIN, password="wrong password!")
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
-    [doc] = db[LOGIN_ATTEMPTS].find({})
-    assert doc == {"_id": service._attempts_key("driver@example.com"), "failures": 2,
-                   "expiresAt": deps.clock.now + dt.timedelta(seconds=600)}
-    assert "driver" not in json.dumps(doc, default=str)  # keyed by a hash, not the address
-    service.login(deps, LOGIN)
-    assert db[LOGIN_ATTEMPTS].count_documents({}) == 0
-    for _ in range(2):  # counting starts again: two more failures do not lock (limit 3)
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
-    assert db[LOGIN_ATTEMPTS].find_one({})["failures"] == 2
+    _fail(deps, 2, source="net-a")
+    pair = throttle.pair_key("driver@example.com", "net-a")
+    source = throttle.source_key("net-a")
+    now = deps.clock.now
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": pair}) == {
+        "_id": pair, "failures": 2, "lastFailureAt": now, "expiresAt": now + dt.timedelta(seconds=86400)}
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": source}) == {
+        "_id": source, "failures": 2, "expiresAt": now + dt.timedelta(seconds=600)}
+    assert "driver" not in json.dumps(list(db[LOGIN_ATTEMPTS].find({})), default=str)  # keyed by hashes
+    service.login(deps, LOGIN, source="net-a")
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": pair}) is None
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": source})["failures"] == 2  # the success is not a failure
+    _fail(deps, 3, source="net-a")  # counting starts again: three free failures
 
 
 @pytest.mark.mongodb
-def test_the_lock_is_read_from_expires_at_not_from_the_ttl_monitor(deps, db, monkeypatch):
-    """A live lock refuses before bcrypt; an ended one still stored (monitor not run yet) counts for nothing."""
+def test_the_delay_is_read_from_the_document_not_from_the_ttl_monitor(deps, db, monkeypatch):
+    """A live delay refuses before bcrypt; a forgotten document still stored (monitor not run) counts for nothing."""
     service.register(deps, SEED)
-    key, now = service._attempts_key("driver@example.com"), deps.clock.now
+    key, now = throttle.pair_key("driver@example.com", None), deps.clock.now
     checks: list[str] = []
     real_verify = service.verify_password
     monkeypatch.setattr(service, "verify_password", lambda pw, stored: checks.append(stored) or real_verify(pw, stored))
-    db[LOGIN_ATTEMPTS].insert_one({"_id": key, "failures": 3, "expiresAt": now + dt.timedelta(seconds=90)})
-    with pytest.raises(AccountLocked) as locked:
+    db[LOGIN_ATTEMPTS].insert_one({"_id": key, "failures": 4, "lastFailureAt": now - dt.timedelta(seconds=5),
+                                   "expiresAt": now + dt.timedelta(seconds=90)})
+    with pytest.raises(TooManyAttempts) as delayed:
         service.login(deps, LOGIN)
-    assert locked.value.details == {"retryAfterSeconds": 90} and checks == []
-    assert db[LOGIN_ATTEMPTS].find_one({"_id": key})["failures"] == 3  # a refused attempt extends nothing
+    assert delayed.value.details == {"retryAfterSeconds": 15} and checks == []  # 20 s after the 4th failure
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": key})["failures"] == 4  # a refused attempt changes nothing
     db[LOGIN_ATTEMPTS].update_one({"_id": key}, {"$set": {"expiresAt": now - dt.timedelta(seconds=1)}})
-    with pytest.raises(Unauthorized):
-        service.login(deps, dict(LOGIN, password="wrong password!"))
-    assert db[LOGIN_ATTEMPTS].find_one({"_id": key})["failures"] == 1  # a new window
+    _fail(deps, 1)
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": key})["failures"] == 1  # forgotten: a new count
 
 
 @pytest.mark.mongodb
-def test_an_attempts_document_of_the_earlier_layout_is_replaced(deps, db):
-    service.register(deps, SEED)
-    key = service._attempts_key("driver@example.com")
-    db[LOGIN_ATTEMPTS].insert_one({"_id": key, "generation": 7})  # no failures, no expiresAt
+def test_a_count_outlives_the_cap(deps, db):
+    _fail(deps, 3)
+    deps.clock.now += dt.timedelta(seconds=FAILURE_MEMORY_SECONDS - 1)  # long past the 100 s cap
     with pytest.raises(Unauthorized):
-        service.login(deps, dict(LOGIN, password="wrong password!"))
-    assert db[LOGIN_ATTEMPTS].find_one({"_id": key}) == {
-        "_id": key, "failures": 1, "expiresAt": deps.clock.now + dt.timedelta(seconds=600)}
+        service.login(deps, BAD)  # admitted after the cap, but counted as the 4th failure, not a first
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": throttle.pair_key("driver@example.com", None)})["failures"] == 4
 
 
 @pytest.mark.mongodb
@@ -154,7 +159,7 @@ def test_ttl_indexes_expire_attempts_tokens_and_families(deps, db):
                 for name, info in db[collection].index_information().items() if "expireAfterSeconds" in info}
 
     assert ttl(LOGIN_ATTEMPTS) == {"login_attempts_ttl": ([("expiresAt", 1)], LOGIN_ATTEMPTS_TTL_SECONDS)}
-    assert LOGIN_ATTEMPTS_TTL_SECONDS >= 60  # never before the lock has ended, even with some clock skew
+    assert LOGIN_ATTEMPTS_TTL_SECONDS >= 60  # never before a count has ended, even with some clock skew
     assert ttl(REFRESH_TOKENS) == {"refresh_tokens_ttl": ([("expiresAt", 1)], 0)}
     assert ttl(REFRESH_FAMILIES) == {"refresh_families_ttl": ([("expiresAt", 1)], 0)}
     assert ensure_indexes(db, INDEXES) == ensure_indexes(db, INDEXES)  # idempotent
@@ -242,9 +247,9 @@ def test_racing_refreshes_with_one_token_give_at_most_one_new_token(deps):
 
 
 @pytest.mark.mongodb
-def test_parallel_wrong_guesses_cannot_exceed_the_lockout_limit(deps, monkeypatch):
-    """Counted before bcrypt: 8 racing guesses with a limit of 5 get 5 password checks, the rest AccountLocked."""
-    deps = replace(deps, policy=replace(deps.policy, max_failures=5))
+def test_parallel_wrong_guesses_cannot_exceed_the_free_failures(deps, monkeypatch):
+    """Counted before bcrypt: 8 racing guesses with 5 free failures get 5 password checks, the rest wait."""
+    deps = replace(deps, policy=replace(deps.policy, throttle=replace(THROTTLE, free_failures=5)))
     service.register(deps, SEED)
     checks: list[str] = []
     real_verify = service.verify_password
@@ -255,18 +260,18 @@ def test_parallel_wrong_guesses_cannot_exceed_the_lockout_limit(deps, monkeypatc
     def guess() -> None:
         barrier.wait()
         try:
-            service.login(deps, dict(LOGIN, password="wrong password!"))
+            service.login(deps, BAD)
             outcomes.append("ok")
-        except (Unauthorized, AccountLocked) as exc:
+        except (Unauthorized, TooManyAttempts) as exc:
             outcomes.append(type(exc).__name__)
 
     run_concurrently(*[guess] * 8)
     assert len(checks) == 5
-    assert sorted(outcomes) == ["AccountLocked"] * 4 + ["Unauthorized"] * 4
-    with pytest.raises(AccountLocked):
+    assert sorted(outcomes) == ["TooManyAttempts"] * 3 + ["Unauthorized"] * 5
+    with pytest.raises(TooManyAttempts):
         service.login(deps, LOGIN)
-    assert len(checks) == 5  # refused before bcrypt while locked
-    deps.clock.now += dt.timedelta(seconds=601)
+    assert len(checks) == 5  # refused before bcrypt during the delay
+    deps.clock.now += dt.timedelta(seconds=10)
     assert service.login(deps, LOGIN)["accessToken"]
 
 

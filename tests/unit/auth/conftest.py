@@ -12,6 +12,7 @@ import pytest
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.repository import DuplicateEmail
 from chalicelib.auth.service import AuthDeps, AuthPolicy
+from chalicelib.auth.throttle import LoginThrottle
 from chalicelib.events.publisher import RecordingPublisher
 
 T0 = dt.datetime(2026, 2, 21, 14, 0, tzinfo=dt.UTC)
@@ -21,12 +22,12 @@ class InMemoryAuthRepository:
     """Same methods and guarantees as ``AuthRepository``, in dicts.
 
     Each guarded update runs under one lock, as MongoDB applies a single-document
-    update atomically: the unique email, one spend per token, the attempt limit.
+    update atomically: the unique email, one spend per token, the throttle gates.
     """
 
     def __init__(self) -> None:
         self.users: dict[str, dict] = {}
-        self.attempts: dict[str, dict] = {}  # email key -> {"failures": n, "expiresAt": time}
+        self.attempts: dict[str, dict] = {}  # throttle key -> {"failures": n, "expiresAt": time, ...}
         self.lock = threading.Lock()
         self.refresh: dict[str, dict] = {}
         self.families: dict[str, dict] = {}
@@ -53,22 +54,31 @@ class InMemoryAuthRepository:
             self.users[user_id]["tokenVersion"] += 1
             return self.users[user_id]["tokenVersion"]
 
-    def start_attempts(self, key, expires_at, now):
+    def start_attempts(self, key, now, fields):
         with self.lock:
             doc = self.attempts.get(key)
             if doc is not None and doc.get("expiresAt") is not None and doc["expiresAt"] > now:
                 return False  # the upsert's _id collision
-            self.attempts[key] = {"_id": key, "failures": 1, "expiresAt": expires_at}
+            self.attempts[key] = {"_id": key, "failures": 1, **fields}
             return True
 
-    def add_attempt(self, key, expires_at, now, limit):
+    def add_failure(self, key, now, gates, stretch):
         with self.lock:
             doc = self.attempts.get(key)
-            if doc is None or doc.get("expiresAt") is None or doc["expiresAt"] <= now or doc["failures"] >= limit:
+            if doc is None or doc.get("expiresAt") is None or doc["expiresAt"] <= now:
+                return None
+            if not any(_admits(gate, doc) for gate in gates):
                 return None
             doc["failures"] += 1
-            doc["expiresAt"] = max(doc["expiresAt"], expires_at)
+            for name, value in stretch.items():
+                doc[name] = max(doc.get(name, value), value)
             return doc["failures"]
+
+    def release_failure(self, key, now):
+        with self.lock:
+            doc = self.attempts.get(key)
+            if doc is not None and doc["expiresAt"] > now and doc["failures"] > 0:
+                doc["failures"] -= 1
 
     def find_attempts(self, key):
         return copy.deepcopy(self.attempts.get(key))
@@ -109,6 +119,14 @@ class InMemoryAuthRepository:
                 self.families[family_id]["revokedAt"] = now
 
 
+def _admits(gate, doc) -> bool:
+    """The repository's gate filter, evaluated on a dict."""
+    failures = doc["failures"]
+    if failures < gate.low or (gate.high is not None and failures > gate.high):
+        return False
+    return gate.last_by is None or ("lastFailureAt" in doc and doc["lastFailureAt"] <= gate.last_by)
+
+
 class Clock:
     def __init__(self, now: dt.datetime = T0) -> None:
         self.now = now
@@ -120,8 +138,11 @@ class Clock:
         self.now += dt.timedelta(seconds=seconds)
 
 
+# 3 free failures, then 10, 20, 40 ... s up to 100 s; 10 failures per source per 600 s.
+THROTTLE = LoginThrottle(free_failures=3, delay_base_seconds=10, delay_cap_seconds=100, source_max_failures=10,
+                         source_window_seconds=600)
 POLICY = AuthPolicy(issuer="https://auth.test", audience="jucr-test", access_ttl_seconds=900,
-                    refresh_ttl_seconds=86400, bcrypt_cost=4, max_failures=3, lock_seconds=600)
+                    refresh_ttl_seconds=86400, bcrypt_cost=4, throttle=THROTTLE)
 
 
 @pytest.fixture(scope="session")

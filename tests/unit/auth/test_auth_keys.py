@@ -1,4 +1,4 @@
-"""Key provisioning: PEM settings, Secrets Manager, the local dev key, and refusal in prod."""
+"""Key provisioning: PEM, Secrets Manager, the dev key, refusal in prod; the authorizer's public-only loader."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.auth.keys import KeyRing, dev_keyring, load_keyring, reset_keyring_cache
+from chalicelib.auth.keys import KeyRing, dev_keyring, load_keyring, load_verifying_keys, reset_keyring_cache
 from chalicelib.config import ConfigError, load_settings
 from tests.concurrency import run_concurrently
 
@@ -121,3 +121,73 @@ def test_a_public_key_that_does_not_match_the_private_key_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="does not belong"):
         load_keyring(settings, dev_dir=tmp_path, secrets_client=client)
 
+
+
+# --- the authorizer's loader: public keys only -------------------------------------------------------
+
+
+class SecretsById:
+    """Secrets Manager by id, recording every id asked for (the authorizer must ask only for its own)."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets, self.asked = secrets, []
+
+    def get_secret_value(self, SecretId: str) -> dict:
+        self.asked.append(SecretId)
+        return {"SecretString": self.secrets[SecretId]}
+
+
+def test_verifying_keys_come_from_the_public_keys_secret_once_and_hold_no_private_key(tmp_path):
+    current, old = KeyRing.generate(), KeyRing.generate()
+    client = SecretsById({"jucr/pub": json.dumps({"publicKey": current.public_pem(),
+                                                  "previousPublicKeys": [old.public_pem()]}),
+                          "jucr/jwt": current.private_pem()})
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_PUBLIC_KEYS_SECRET_ID": "jucr/pub",
+                              "JWT_KEY_SECRET_ID": "jucr/jwt", "JWT_PRIVATE_KEY": current.private_pem()})
+    ring = load_verifying_keys(settings, dev_dir=tmp_path, secrets_client=client)
+    assert load_verifying_keys(settings, dev_dir=tmp_path, secrets_client=client) is ring
+    assert client.asked == ["jucr/pub"]  # never the signing secret, although this env names it too
+    assert ring.private_key is None and ring.kid == current.kid
+    assert ring.verifying_key(old.kid) is not None
+
+
+def test_verifying_keys_never_fall_back_to_the_private_key_or_the_signing_secret(tmp_path):
+    ring = KeyRing.generate()
+    client = SecretsById({"jucr/jwt": ring.private_pem()})
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_PRIVATE_KEY": ring.private_pem(),
+                              "JWT_KEY_SECRET_ID": "jucr/jwt"})
+    with pytest.raises(ConfigError, match="JWT_PUBLIC_KEYS_SECRET_ID"):
+        load_verifying_keys(settings, dev_dir=tmp_path, secrets_client=client)
+    assert client.asked == []
+
+
+def test_a_public_key_pem_wins_and_previous_keys_from_env_add_to_the_secret(tmp_path):
+    current, old = KeyRing.generate(), KeyRing.generate()
+    client = SecretsById({})
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_PUBLIC_KEY": current.public_pem(),
+                              "JWT_PUBLIC_KEYS_SECRET_ID": "jucr/pub", "JWT_PREVIOUS_PUBLIC_KEYS": old.public_pem()})
+    ring = load_verifying_keys(settings, dev_dir=tmp_path, secrets_client=client)
+    assert client.asked == [] and ring.kid == current.kid and ring.verifying_key(old.kid) is not None
+
+
+@pytest.mark.parametrize("doc", [
+    {"publicKey": "{pub}", "privateKey": "{priv}"},  # a signing secret copied by mistake
+    {"publicKey": "{priv}"},
+    {"previousPublicKeys": ["{pub}"]},
+    {"publicKey": "{pub}", "previousPublicKeys": "{pub}"},
+    "{priv}",
+])
+def test_a_public_keys_secret_with_anything_but_public_keys_is_refused(tmp_path, doc):
+    ring = KeyRing.generate()
+    text = json.dumps(doc).replace("{pub}", ring.public_pem().replace("\n", "\\n")).replace(
+        "{priv}", ring.private_pem().replace("\n", "\\n"))
+    client = SecretsById({"jucr/pub": json.loads(text) if isinstance(doc, str) else text})
+    settings = load_settings({"JUCR_STAGE": "prod", "JWT_PUBLIC_KEYS_SECRET_ID": "jucr/pub"})
+    with pytest.raises(ConfigError, match="jucr/pub") as refused:
+        load_verifying_keys(settings, dev_dir=tmp_path, secrets_client=client)
+    assert "PRIVATE" not in str(refused.value) and "PUBLIC KEY-----" not in str(refused.value)
+
+
+def test_local_stages_verify_with_the_dev_keys_public_half(tmp_path):
+    ring = load_verifying_keys(load_settings({"JUCR_STAGE": "test"}), dev_dir=tmp_path)
+    assert ring.private_key is None and ring.kid == dev_keyring(tmp_path).kid

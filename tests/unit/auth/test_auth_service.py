@@ -1,4 +1,4 @@
-"""Register, login, lockout, refresh rotation, me and revocation against the in-memory twin."""
+"""Register, login, its throttle, refresh rotation, me and revocation against the in-memory twin."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from chalicelib.auth import service
+from chalicelib.auth import service, throttle
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.tokens import hash_refresh_token, verify_access_token
-from chalicelib.contracts.errors import AccountLocked, Conflict, Unauthorized
+from chalicelib.contracts.errors import Conflict, TooManyAttempts, Unauthorized
 from chalicelib.contracts.events import USER_REGISTERED, derived_event_id
 from tests.concurrency import run_concurrently
 
@@ -92,79 +92,76 @@ def test_unknown_email_costs_a_bcrypt_check_like_a_wrong_password(deps, repo, se
     assert dummy != user["passwordHash"]
 
 
-def test_failures_lock_the_account_and_the_lock_expires(deps, clock, seed):
-    service.register(deps, seed())
-    bad = {"email": "driver@example.com", "password": "wrong password!"}
-    for _ in range(2):
+BAD = {"email": "driver@example.com", "password": "wrong password!"}
+
+
+def _fail(deps, times: int, attempt=BAD) -> None:
+    for _ in range(times):
         with pytest.raises(Unauthorized):
-            service.login(deps, bad)
-    with pytest.raises(AccountLocked) as locked:
-        service.login(deps, bad)  # the 3rd failure (LOGIN_MAX_FAILURES=3) locks
-    assert "Try again in 10 minute" in locked.value.message
-    with pytest.raises(AccountLocked):
-        service.login(deps, LOGIN)  # even the right password, while locked
-    clock.advance(601)
+            service.login(deps, attempt)
+
+
+def test_failures_past_the_free_ones_delay_the_next_attempt_and_the_right_password_then_signs_in(deps, clock, seed):
+    service.register(deps, seed())
+    _fail(deps, 3)  # LOGIN_FREE_FAILURES=3: each one checked and refused as usual
+    with pytest.raises(TooManyAttempts) as delayed:
+        service.login(deps, LOGIN)  # even the right password waits LOGIN_DELAY_BASE_SECONDS
+    assert delayed.value.details == {"retryAfterSeconds": 10}
+    assert "Try again in 10 second(s)" in delayed.value.message
+    clock.advance(10)
     assert service.login(deps, LOGIN)["user"]["email"] == "driver@example.com"
+
+
+def test_the_delay_doubles_per_failure_up_to_the_cap(deps, clock, seed):
+    service.register(deps, seed())
+    _fail(deps, 3)
+    waits = []
+    for _ in range(6):
+        with pytest.raises(TooManyAttempts) as delayed:
+            service.login(deps, BAD)
+        waits.append(delayed.value.details["retryAfterSeconds"])
+        clock.advance(waits[-1])
+        _fail(deps, 1)
+    assert waits == [10, 20, 40, 80, 100, 100]  # capped at LOGIN_DELAY_CAP_SECONDS
 
 
 def test_success_resets_the_failure_count(deps, seed):
     service.register(deps, seed())
-    bad = {"email": "driver@example.com", "password": "wrong password!"}
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
+    _fail(deps, 2)
     service.login(deps, LOGIN)
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
+    _fail(deps, 3)  # three free failures again, not one
 
 
-def test_old_failures_outside_the_window_do_not_count(deps, clock, seed):
+def test_failures_are_forgotten_a_day_after_the_last(deps, clock, seed):
     service.register(deps, seed())
-    bad = {"email": "driver@example.com", "password": "wrong password!"}
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
-    clock.advance(601)
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
+    _fail(deps, 3)
+    clock.advance(throttle.FAILURE_MEMORY_SECONDS)
+    _fail(deps, 3)
+    with pytest.raises(TooManyAttempts):
+        service.login(deps, BAD)
 
 
-def test_failures_less_than_the_lock_time_apart_keep_counting(deps, clock, seed):
-    """The window slides: each failure counts while it comes within LOGIN_LOCK_SECONDS of the one before."""
+def test_refused_attempts_do_not_push_the_delay_on_and_run_no_bcrypt(deps, clock, seed, monkeypatch):
     service.register(deps, seed())
-    bad = {"email": "driver@example.com", "password": "wrong password!"}
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
-        clock.advance(500)
-    with pytest.raises(AccountLocked):
-        service.login(deps, bad)  # 1,000 s after the first failure, 500 s after the second
-
-
-def test_refused_attempts_during_a_lock_do_not_extend_it(deps, clock, seed):
-    service.register(deps, seed())
-    bad = {"email": "driver@example.com", "password": "wrong password!"}
-    for _ in range(3):
-        with pytest.raises((Unauthorized, AccountLocked)):
-            service.login(deps, bad)
-    for elapsed in (300, 299):  # 599 s into the 600 s lock
-        clock.advance(elapsed)
-        with pytest.raises(AccountLocked) as locked:
+    _fail(deps, 3)
+    checks: list[str] = []
+    monkeypatch.setattr(service, "verify_password", lambda pw, stored: checks.append(stored) or False)
+    for elapsed in range(9):  # 9 s into the 10 s delay, one refused attempt a second
+        with pytest.raises(TooManyAttempts) as delayed:
             service.login(deps, LOGIN)
-    assert locked.value.details == {"retryAfterSeconds": 1}
+        assert delayed.value.details == {"retryAfterSeconds": 10 - elapsed}
+        clock.advance(1)
+    assert checks == []
+    monkeypatch.undo()
     clock.advance(1)
     assert service.login(deps, LOGIN)["accessToken"]
 
 
-def test_unknown_emails_lock_too_so_a_lock_reveals_no_account(deps):
-    bad = {"email": "ghost@example.com", "password": "wrong password!"}
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            service.login(deps, bad)
-    with pytest.raises(AccountLocked):
-        service.login(deps, bad)
+def test_unknown_emails_are_delayed_too_so_a_delay_reveals_no_account(deps):
+    ghost = {"email": "ghost@example.com", "password": "wrong password!"}
+    _fail(deps, 3, ghost)
+    with pytest.raises(TooManyAttempts):
+        service.login(deps, ghost)
 
 
 def test_refresh_rotates_and_the_old_token_stops_working(deps, repo, seed):
@@ -274,8 +271,8 @@ def test_a_resolver_lambda_without_the_private_key_cannot_issue(deps, seed, keys
         service.register(public_only, seed())
 
 
-def test_parallel_wrong_guesses_get_no_more_bcrypt_checks_than_the_limit(deps, repo, seed, monkeypatch):
-    """The attempt is counted before bcrypt: 8 racing guesses with a limit of 3 get 3 password checks."""
+def test_parallel_wrong_guesses_get_no_more_bcrypt_checks_than_the_free_failures(deps, repo, seed, monkeypatch):
+    """The attempt is counted before bcrypt: 8 racing guesses with 3 free failures get 3 password checks."""
     service.register(deps, seed())
     checks: list[str] = []
     real_verify = service.verify_password
@@ -288,11 +285,11 @@ def test_parallel_wrong_guesses_get_no_more_bcrypt_checks_than_the_limit(deps, r
         try:
             service.login(deps, {"email": "driver@example.com", "password": "wrong password!"})
             outcomes.append("ok")
-        except (Unauthorized, AccountLocked) as exc:
+        except (Unauthorized, TooManyAttempts) as exc:
             outcomes.append(type(exc).__name__)
 
     run_concurrently(*[guess] * 8)
-    assert len(checks) == deps.policy.max_failures == 3
-    assert sorted(outcomes) == ["AccountLocked"] * 6 + ["Unauthorized"] * 2
-    with pytest.raises(AccountLocked):
+    assert len(checks) == deps.policy.throttle.free_failures == 3
+    assert sorted(outcomes) == ["TooManyAttempts"] * 5 + ["Unauthorized"] * 3
+    with pytest.raises(TooManyAttempts):
         service.login(deps, LOGIN)

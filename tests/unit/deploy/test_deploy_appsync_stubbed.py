@@ -15,14 +15,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from appsync.appsync_api import (
-    GUARDED_SUBSCRIPTIONS,
-    NONE_DATA_SOURCE,
-    NONE_REQUEST_TEMPLATE,
-    NONE_RESPONSE_TEMPLATE,
-    AppSyncApi,
-)
+from appsync.appsync_api import AppSyncApi
+from appsync.bus_to_api import endpoint_arn
+from appsync.data_sources import NONE_DATA_SOURCE, NONE_REQUEST_TEMPLATE, NONE_RESPONSE_TEMPLATE
 from appsync.infra import Changes
+from appsync.subscriptions import GUARDED_SUBSCRIPTIONS
 from chalicelib.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -137,6 +134,4 @@ def test_resolver_with_leftover_template_is_updated_to_direct_lambda(stubbed):
 
 
 def test_endpoint_arn_uses_the_graphql_host_label():
-    settings = load_settings({"JUCR_STAGE": "dev"})
-    api = AppSyncApi(lambda name: None, settings, Changes(), FUNCTIONS, RESOLVERS, "")
-    assert api.endpoint_arn(API) == "arn:aws:appsync:eu-central-1:123456789012:endpoints/graphql-api/abcdefghij"
+    assert endpoint_arn(API) == "arn:aws:appsync:eu-central-1:123456789012:endpoints/graphql-api/abcdefghij"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from graphql import build_schema, get_named_type, is_object_type
 
-from appsync.appsync_api import BUS_TO_MUTATION, bus_targets
 from appsync.prelude import APPSYNC_PRELUDE
+from appsync.subscriptions import BUS_TO_MUTATION, bus_targets
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_TEXT = (ROOT / "appsync" / "schema.graphql").read_text()
