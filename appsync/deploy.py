@@ -4,6 +4,7 @@
     python -m appsync.deploy --stage dev                # after `chalice deploy --stage dev`
     python -m appsync.deploy --stage dev --only infra   # bus, queues, rules, DLQ wiring, alarms only
     python -m appsync.deploy --stage dev --teardown     # remove what this step made (after `chalice delete`)
+    python -m appsync.deploy --stage dev --first --retire-previous-keys   # after a rotation's token lifetime
 
 Order of a first deploy, which ``--first`` runs: ``--only infra`` (Chalice needs
 the queues to exist to subscribe its consumers), ``chalice deploy``, then the
@@ -11,8 +12,12 @@ full step. Each resource prints one line: created / updated / unchanged (or
 deleted / reverted on teardown); a second run prints only "unchanged" and exits 0.
 
 Settings are those the stage's Lambdas see: the environment of
-``.chalice/config.json`` (top level, then the stage) over this process's
-environment, so queue and bus names match what ``app.py`` computes.
+``.chalice/config.json`` (top level, then the stage, then
+``stages.<stage>.lambda_functions.<function>``, merged as Chalice merges them) over
+this process's environment, so queue and bus names match what ``app.py`` computes.
+Every phase first writes the authorizer's public-keys secret from the signing-key
+secret (``appsync/secrets.py``): phase 1 of ``--first`` does it before ``chalice
+deploy`` replaces the functions' processes, so a new key is known when they start.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from appsync.infra import Changes, Infra, delete_rule
+from appsync.secrets import KeySecrets, ensure_public_keys
 from appsync.wiring import Deployed, Wiring
 from chalicelib.config import Settings, load_settings
 from chalicelib.topology import QUEUES, rule_name
@@ -40,19 +46,34 @@ CHALICE_DIR = PROJECT_ROOT / ".chalice"
 APPSYNC_DIR = Path(__file__).resolve().parent
 
 Clients = Callable[[str], Any]
+# Whose environment names which key secret: the resolver signs, the authorizer verifies.
+SIGNER, VERIFIER = "auth_resolver", "authorizer"
 
 
 def settings_for_stage(stage: str, chalice_dir: Path = CHALICE_DIR,
-                       base_env: Mapping[str, str] | None = None) -> Settings:
-    """Settings built from the stage's environment_variables merged over ``base_env`` (default os.environ)."""
+                       base_env: Mapping[str, str] | None = None, function: str | None = None) -> Settings:
+    """Settings from config.json's environment_variables merged over ``base_env`` (default os.environ).
+
+    ``function`` adds that function's own variables (``stages.<stage>.lambda_functions.<function>``,
+    the only per-function level Chalice merges): where each secret id lives.
+    """
     config = json.loads((chalice_dir / "config.json").read_text())
     if stage not in config.get("stages", {}):
         raise SystemExit(f"stage {stage!r} is not in {chalice_dir / 'config.json'}")
+    stage_config = config["stages"][stage]
     env = dict(os.environ if base_env is None else base_env)
     env.update(config.get("environment_variables", {}))
-    env.update(config["stages"][stage].get("environment_variables", {}))
+    env.update(stage_config.get("environment_variables", {}))
+    if function is not None:
+        env.update(stage_config.get("lambda_functions", {}).get(function, {}).get("environment_variables", {}))
     env.setdefault("JUCR_STAGE", stage)
     return load_settings(env)
+
+
+def key_secrets(stage: str, chalice_dir: Path = CHALICE_DIR) -> KeySecrets:
+    """The signing-key secret (the resolver's ``JWT_KEY_SECRET_ID``) and the authorizer's public-keys secret."""
+    return KeySecrets(signing_id=settings_for_stage(stage, chalice_dir, function=SIGNER).jwt_key_secret_id,
+                      public_id=settings_for_stage(stage, chalice_dir, function=VERIFIER).jwt_public_keys_secret_id)
 
 
 def load_deployed(stage: str, chalice_dir: Path = CHALICE_DIR) -> Deployed | None:
@@ -92,7 +113,9 @@ def _appsync(clients: Clients, settings: Settings, changes: Changes, deployed: D
 
 
 def deploy(clients: Clients, settings: Settings, deployed: Deployed | None, only_infra: bool,
-           changes: Changes) -> Changes:
+           changes: Changes, keys: KeySecrets | None = None, retire_previous_keys: bool = False) -> Changes:
+    if keys is not None:
+        ensure_public_keys(clients, keys, changes, retire_previous=retire_previous_keys)
     Infra(clients, settings, changes).apply_messaging()
     Wiring(clients, settings, changes, deployed or Deployed()).apply()
     alarms = _alarms_module()
@@ -150,14 +173,16 @@ def _teardown_messaging(clients: Clients, settings: Settings, changes: Changes) 
 
 
 def run(stage: str, only_infra: bool = False, remove: bool = False, clients: Clients | None = None,
-        chalice_dir: Path = CHALICE_DIR, echo: Callable[[str], None] | None = print) -> Changes:
+        chalice_dir: Path = CHALICE_DIR, echo: Callable[[str], None] | None = print,
+        retire_previous_keys: bool = False) -> Changes:
     settings = settings_for_stage(stage, chalice_dir)
     clients = clients or boto_clients(settings)
     deployed = load_deployed(stage, chalice_dir)
     changes = Changes(echo=echo)
     if remove:
         return teardown(clients, settings, deployed, changes)
-    return deploy(clients, settings, deployed, only_infra, changes)
+    return deploy(clients, settings, deployed, only_infra, changes, key_secrets(stage, chalice_dir),
+                  retire_previous_keys)
 
 
 def run_chalice_deploy(stage: str, project_dir: Path = PROJECT_ROOT, env: Mapping[str, str] | None = None) -> None:
@@ -175,7 +200,8 @@ def run_chalice_deploy(stage: str, project_dir: Path = PROJECT_ROOT, env: Mappin
 
 def first_deploy(stage: str, clients: Clients | None = None, chalice_dir: Path = CHALICE_DIR,
                  echo: Callable[[str], None] | None = print,
-                 chalice: Callable[[str, Path], None] = run_chalice_deploy) -> Changes:
+                 chalice: Callable[[str, Path], None] = run_chalice_deploy,
+                 retire_previous_keys: bool = False) -> Changes:
     """The three phases of a deploy in the only order that works on an empty account.
 
     Queues first, because Chalice subscribes its consumers to queues that must exist;
@@ -184,12 +210,13 @@ def first_deploy(stage: str, clients: Clients | None = None, chalice_dir: Path =
     the whole command is too, and it is the one to run after every code change.
     """
     say = echo or (lambda _line: None)
-    say(f"phase 1/3: bus, queues, rules, alarms for stage {stage}")
-    run(stage, only_infra=True, clients=clients, chalice_dir=chalice_dir, echo=echo)
+    say(f"phase 1/3: public keys, bus, queues, rules, alarms for stage {stage}")
+    run(stage, only_infra=True, clients=clients, chalice_dir=chalice_dir, echo=echo,
+        retire_previous_keys=retire_previous_keys)
     say(f"phase 2/3: chalice deploy --stage {stage}")
     chalice(stage, chalice_dir.parent)
     say("phase 3/3: wiring, schedules, AppSync")
-    return run(stage, clients=clients, chalice_dir=chalice_dir, echo=echo)
+    return run(stage, clients=clients, chalice_dir=chalice_dir, echo=echo, retire_previous_keys=retire_previous_keys)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,13 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teardown", action="store_true", help="delete what this step created")
     parser.add_argument("--first", action="store_true",
                         help="run all phases in order: infra, `chalice deploy`, wiring and AppSync")
+    parser.add_argument("--retire-previous-keys", action="store_true",
+                        help="drop previousPublicKeys from the authorizer's secret (tokens of old keys are refused)")
     args = parser.parse_args(argv)
     if args.first and (args.only or args.teardown):
         parser.error("--first runs every phase; it cannot be combined with --only or --teardown")
+    if args.teardown and args.retire_previous_keys:
+        parser.error("--retire-previous-keys writes the public-keys secret; teardown leaves secrets alone")
     if args.first:
-        changes = first_deploy(args.stage)
+        changes = first_deploy(args.stage, retire_previous_keys=args.retire_previous_keys)
     else:
-        changes = run(args.stage, only_infra=args.only == "infra", remove=args.teardown)
+        changes = run(args.stage, only_infra=args.only == "infra", remove=args.teardown,
+                      retire_previous_keys=args.retire_previous_keys)
     verb = "removed" if args.teardown else ("changed" if changes.changed else "nothing to change")
     print(f"done: {len(changes.lines)} resources, {verb}")
     return 0

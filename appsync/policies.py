@@ -13,8 +13,16 @@ Who needs what, and why:
   the logs, so no ``cloudwatch:PutMetricData``);
 - SQS consumers: receive/delete/visibility on their queue (the event source
   mapping polls with the function's role);
-- publishers: ``events:PutEvents`` on the stage's bus only;
-- auth functions: read the JWT signing-key secret;
+- publishers: ``events:PutEvents`` on the stage's bus only, and only with the
+  sources of the events they publish (``events:source``, from the contracts'
+  ``EVENT_SOURCES``): a compromised function cannot pass for another service.
+  Functions that publish nothing (the wallet opener, the wallets and OCM DLQ
+  reconcilers, which never compensate) get no ``PutEvents`` at all;
+- secrets: ``secretsmanager:GetSecretValue`` on exactly the secrets the function's
+  own environment names by id (every ``*_SECRET_ID`` setting, per function in
+  ``.chalice/config.json``): the env and the grant come from one place, so they
+  cannot drift. The authorizer's env names only the public-keys secret, so its
+  role cannot read the signing key;
 - DLQ reconcilers: send back to the source queue they re-drive to;
 - the schedule functions: send to ``ocm-sync-dlq``, the on-failure destination
   of their async invoke config (Lambda delivers it with the function's role).
@@ -25,10 +33,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from chalicelib.config import Settings
+from chalicelib.contracts.events import (
+    BILLING_FAILED,
+    EVENT_SOURCES,
+    INVOICE_GENERATED,
+    OCM_SYNC_COMPLETED,
+    PAYMENT_COMPLETED,
+    PAYMENT_FAILED,
+    USER_REGISTERED,
+)
 
 CHALICE_DIR = Path(__file__).resolve().parents[1] / ".chalice"
 POLICY_STAGES = ("dev", "prod")
@@ -38,21 +56,38 @@ FUNCTIONS = (
     "reconcile_billing_dlq", "reconcile_wallets_dlq", "reconcile_ocm_sync_dlq", "ocm_sync", "ocm_full_sweep",
 )
 
-# function -> (queue it consumes, queue it may send to, publishes events, reads the JWT secret, may invoke)
+# function -> (queue it consumes, queue it may send to, events it publishes, may invoke); secrets: secret_ids
 _NEEDS: dict[str, dict[str, Any]] = {
-    "authorizer": {"secret": True},
-    "auth_resolver": {"secret": True, "publish": True},
+    "authorizer": {},
+    "auth_resolver": {"publish": (USER_REGISTERED,)},
     "billing_resolver": {},
     "stations_resolver": {},
-    "billing_consumer": {"consume": "billing", "publish": True},
-    "wallet_opener": {"consume": "wallets", "publish": True},
-    "reconcile_billing_dlq": {"consume": "billing-dlq", "send": "billing", "publish": True},
-    "reconcile_wallets_dlq": {"consume": "wallets-dlq", "send": "wallets", "publish": True},
-    # No source queue to re-drive to (chalicelib.dlq.letters.source_queue_of): it records and publishes only.
-    "reconcile_ocm_sync_dlq": {"consume": "ocm-sync-dlq", "publish": True},
-    "ocm_sync": {"send": "ocm-sync-dlq", "publish": True},
-    "ocm_full_sweep": {"send": "ocm-sync-dlq", "publish": True},
+    "billing_consumer": {"consume": "billing", "publish": (INVOICE_GENERATED, PAYMENT_COMPLETED, PAYMENT_FAILED)},
+    "wallet_opener": {"consume": "wallets"},
+    # Only billing-dlq's letters are compensated (chalicelib.dlq.reconciler), with BILLING_FAILED.
+    "reconcile_billing_dlq": {"consume": "billing-dlq", "send": "billing", "publish": (BILLING_FAILED,)},
+    "reconcile_wallets_dlq": {"consume": "wallets-dlq", "send": "wallets"},
+    # No source queue to re-drive to (chalicelib.dlq.letters.source_queue_of): it records only.
+    "reconcile_ocm_sync_dlq": {"consume": "ocm-sync-dlq"},
+    "ocm_sync": {"send": "ocm-sync-dlq", "publish": (OCM_SYNC_COMPLETED,)},
+    "ocm_full_sweep": {"send": "ocm-sync-dlq", "publish": (OCM_SYNC_COMPLETED,)},
 }
+
+
+def published_sources(function: str) -> list[str]:
+    """The bus sources ``function`` may put: those of the events it publishes, nothing else."""
+    return sorted({EVENT_SOURCES[event_type] for event_type in _NEEDS[function].get("publish", ())})
+
+
+def secret_ids(settings: Settings) -> list[str]:
+    """The secrets ``settings`` name by id: the values of every ``*_SECRET_ID`` setting that is set."""
+    return sorted({getattr(settings, f.name) for f in fields(Settings)
+                   if f.metadata["env"].endswith("_SECRET_ID") and getattr(settings, f.name)})
+
+
+def secret_arn(secret_id: str) -> str:
+    # Secrets Manager appends "-" and six random characters to every secret ARN.
+    return f"arn:aws:secretsmanager:*:*:secret:{secret_id}-??????"
 
 
 def policy_file_name(stage: str, function: str) -> str:
@@ -64,7 +99,11 @@ def _queue_arn(settings: Settings, short: str) -> str:
 
 
 def policy_document(settings: Settings, function: str) -> dict[str, Any]:
-    """The IAM policy for ``function`` in ``settings.stage``."""
+    """The IAM policy for ``function`` in ``settings.stage``; ``settings`` as that function sees them.
+
+    Pass :func:`stage_settings` with ``function``: stage-level settings name no secret, so the
+    policy would get no secret grant.
+    """
     needs = _NEEDS[function]
     lambda_name = f"{settings.app_name}-{settings.stage}-{function}"
     log_group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{lambda_name}"
@@ -88,11 +127,11 @@ def policy_document(settings: Settings, function: str) -> dict[str, Any]:
         })
     if needs.get("publish"):
         statements.append({"Sid": "PublishToBus", "Effect": "Allow", "Action": ["events:PutEvents"],
-                           "Resource": [f"arn:aws:events:*:*:event-bus/{settings.event_bus_name}"]})
-    if needs.get("secret") and settings.jwt_key_secret_id:
-        # Secrets Manager appends "-" and six random characters to every secret ARN.
-        statements.append({"Sid": "ReadJwtKey", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-                           "Resource": [f"arn:aws:secretsmanager:*:*:secret:{settings.jwt_key_secret_id}-??????"]})
+                           "Resource": [f"arn:aws:events:*:*:event-bus/{settings.event_bus_name}"],
+                           "Condition": {"StringEquals": {"events:source": published_sources(function)}}})
+    if secret_ids(settings):
+        statements.append({"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                           "Resource": [secret_arn(secret_id) for secret_id in secret_ids(settings)]})
     if needs.get("invoke"):
         target = f"{settings.app_name}-{settings.stage}-{needs['invoke']}"
         statements.append({"Sid": "InvokeForRedrive", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
@@ -104,18 +143,18 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
 
 
-def stage_settings(stage: str, chalice_dir: Path = CHALICE_DIR) -> Settings:
-    """Settings as the stage's Lambdas see them (config.json environment over the defaults)."""
+def stage_settings(stage: str, chalice_dir: Path = CHALICE_DIR, function: str | None = None) -> Settings:
+    """Settings as the stage's Lambdas (or ``function``) see them: config.json environment over the defaults."""
     from appsync.deploy import settings_for_stage
 
-    return settings_for_stage(stage, chalice_dir, base_env={})
+    return settings_for_stage(stage, chalice_dir, base_env={}, function=function)
 
 
 def expected_files(chalice_dir: Path = CHALICE_DIR) -> dict[str, str]:
     out: dict[str, str] = {}
     for stage in POLICY_STAGES:
-        settings = stage_settings(stage, chalice_dir)
         for function in FUNCTIONS:
+            settings = stage_settings(stage, chalice_dir, function)
             out[policy_file_name(stage, function)] = render(policy_document(settings, function))
     return out
 

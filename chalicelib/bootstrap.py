@@ -45,10 +45,37 @@ def aws_client(service: str) -> Any:
         )
 
 
+@cache
+def secret_string(secret_id: str) -> str:
+    """A Secrets Manager secret's value, fetched once per process (warm starts reuse it), never logged.
+
+    Only this module talks to Secrets Manager: the store and OCM clients receive the
+    resolved value, so no logic needs AWS credentials or a client to be tested.
+    """
+    return aws_client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+
+
+def resolved_secret(plain: str, secret_id: str) -> str:
+    """A plain value (local use, tests) wins over a secret id, as ``JWT_PRIVATE_KEY`` does; "" when neither is set.
+
+    Deployed stages set only the id (``.chalice/config.json``), so the value never sits in
+    the function's environment, where ``lambda:GetFunctionConfiguration`` would show it.
+    """
+    if plain:
+        return plain
+    return secret_string(secret_id).strip() if secret_id else ""
+
+
+def mongodb_uri() -> str:
+    """``MONGODB_URI``, or the value of ``MONGODB_URI_SECRET_ID``; "" means the embedded default."""
+    s = get_settings()
+    return resolved_secret(s.mongodb_uri, s.mongodb_uri_secret_id)
+
+
 def database():
     from chalicelib.store import get_database
 
-    return get_database(get_settings())
+    return get_database(get_settings(), uri=mongodb_uri())
 
 
 _indexed: set[tuple[str, str, str]] = set()
@@ -65,7 +92,7 @@ def indexed_database(specs: list, owner: str):
 
     s = get_settings()
     db = database()
-    key = (s.mongodb_uri, s.mongodb_db, owner)
+    key = (mongodb_uri(), s.mongodb_db, owner)
     if key not in _indexed:
         with _lock:
             if key not in _indexed:
@@ -102,6 +129,7 @@ def reset() -> None:
     from chalicelib.store import reset_clients
 
     aws_client.cache_clear()
+    secret_string.cache_clear()
     _publisher_for.cache_clear()
     _indexed.clear()
     reset_settings_cache()

@@ -106,6 +106,26 @@ def _stage(value: str) -> str:
     return value
 
 
+_EVENT_SOURCE = re.compile(r"[A-Za-z0-9._\-/]{1,256}")
+
+
+def _event_source(value: str) -> str:
+    # EventBridge's own rule for a Source; "aws." is reserved for AWS services, so no producer of ours has it.
+    if not _EVENT_SOURCE.fullmatch(value) or value.startswith("aws."):
+        raise ValueError("an EventBridge source: 1-256 of A-Z a-z 0-9 . _ - /, not starting with 'aws.'")
+    return value
+
+
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+def _secret_name(value: str) -> str:
+    # A name, never an ARN: the IAM policies grant "secret:<name>-??????" (appsync/policies.py).
+    if value and (not _SECRET_NAME.fullmatch(value) or value.startswith("arn:")):
+        raise ValueError("a Secrets Manager secret name such as jucr/prod/mongodb-uri (not an ARN)")
+    return value
+
+
 def _setting(env: str, default: str | None, parse: Callable[[str], Any] = _str, secret: bool = False) -> Any:
     return field(default=None, metadata={"env": env, "default": default, "parse": parse, "secret": secret})
 
@@ -119,8 +139,12 @@ class Settings:
     aws_region: str = _setting("AWS_DEFAULT_REGION", "eu-central-1")
     aws_endpoint_url: str = _setting("AWS_ENDPOINT_URL", "")
     event_bus_name: str = _setting("EVENT_BUS_NAME", "jucr-local")
+    # The Session Service's bus Source: the only one billing trusts for SESSION_ENDED (rules, consumer, bus policy).
+    session_event_source: str = _setting("SESSION_EVENT_SOURCE", "jucr.session", _event_source)
 
     mongodb_uri: str = _setting("MONGODB_URI", "", secret=True)
+    # A Secrets Manager name, not a value (so not secret): deployed stages keep the URI there, not in the env.
+    mongodb_uri_secret_id: str = _setting("MONGODB_URI_SECRET_ID", "", _secret_name)
     mongodb_db: str = _setting("MONGODB_DB", "jucr")
     mongodb_timeout_ms: int = _setting("MONGODB_TIMEOUT_MS", "5000", _int_range(100, 60000))
 
@@ -128,6 +152,7 @@ class Settings:
 
     ocm_api_url: str = _setting("OCM_API_URL", "https://api.openchargemap.io/v3")
     ocm_api_key: str = _setting("OCM_API_KEY", "", secret=True)
+    ocm_api_key_secret_id: str = _setting("OCM_API_KEY_SECRET_ID", "", _secret_name)
     ocm_page_size: int = _setting("OCM_PAGE_SIZE", "1000", _int_range(1000, 10000))
     ocm_overlap_minutes: int = _setting("OCM_OVERLAP_MINUTES", "15", _int_range(0, 1440))
     ocm_timeout_seconds: int = _setting("OCM_TIMEOUT_SECONDS", "30", _int_range(1, 300))
@@ -141,13 +166,21 @@ class Settings:
     jwt_audience: str = _setting("JWT_AUDIENCE", "jucr-api")
     jwt_private_key: str = _setting("JWT_PRIVATE_KEY", "", secret=True)
     jwt_public_key: str = _setting("JWT_PUBLIC_KEY", "")
-    jwt_key_secret_id: str = _setting("JWT_KEY_SECRET_ID", "")
+    jwt_key_secret_id: str = _setting("JWT_KEY_SECRET_ID", "", _secret_name)
+    # The authorizer's own secret: public keys only, written by the deploy step from the signing-key secret.
+    jwt_public_keys_secret_id: str = _setting("JWT_PUBLIC_KEYS_SECRET_ID", "", _secret_name)
     jwt_previous_public_keys: str = _setting("JWT_PREVIOUS_PUBLIC_KEYS", "")
     jwt_access_ttl_seconds: int = _setting("JWT_ACCESS_TTL_SECONDS", "900", _int_range(60, 86400))
     jwt_refresh_ttl_seconds: int = _setting("JWT_REFRESH_TTL_SECONDS", "2592000", _int_range(3600, 31536000))
     bcrypt_cost: int = _setting("BCRYPT_COST", "12", _int_range(4, 16))
-    login_max_failures: int = _setting("LOGIN_MAX_FAILURES", "5", _int_range(1, 100))
-    login_lock_seconds: int = _setting("LOGIN_LOCK_SECONDS", "900", _int_range(1, 86400))
+    # --- auth: sign-in throttling, see chalicelib/auth/throttle.py (a delay, never a lock) ---
+    # Failures per email and source before each further attempt waits min(cap, base * 2**(failures - free)).
+    login_free_failures: int = _setting("LOGIN_FREE_FAILURES", "5", _int_range(1, 100))
+    login_delay_base_seconds: int = _setting("LOGIN_DELAY_BASE_SECONDS", "30", _int_range(1, 3600))
+    login_delay_cap_seconds: int = _setting("LOGIN_DELAY_CAP_SECONDS", "900", _int_range(1, 86400))
+    # Failures one source may have across all emails per window, before its attempts wait for the window's end.
+    login_source_max_failures: int = _setting("LOGIN_SOURCE_MAX_FAILURES", "50", _int_range(1, 100000))
+    login_source_window_seconds: int = _setting("LOGIN_SOURCE_WINDOW_SECONDS", "900", _int_range(1, 86400))
     # --- auth: authorizer deny-list and cache cap, see chalicelib/auth/authorizer.py ---
     # Comma-separated "userId" (refuse every token) or "userId:N" (refuse tokens with ver < N).
     jwt_revoked_users: str = _setting("JWT_REVOKED_USERS", "")
@@ -164,6 +197,10 @@ class Settings:
     tariff_idle_per_hour: Decimal = _setting("TARIFF_IDLE_PER_HOUR", "0", _NON_NEGATIVE)
     tariff_idle_free_minutes: int = _setting("TARIFF_IDLE_FREE_MINUTES", "0", _int_range(0, 1440))
     tariff_vat_rate: Decimal = _setting("TARIFF_VAT_RATE", "0.19", _FRACTION)
+    # --- billing: plausible SESSION_ENDED only, see chalicelib/billing/plausibility.py ---
+    # A session that ended longer ago, or later than now plus the skew, is refused (permanent, audited).
+    session_max_age_days: int = _setting("SESSION_MAX_AGE_DAYS", "30", _int_range(1, 365))
+    session_clock_skew_seconds: int = _setting("SESSION_CLOCK_SKEW_SECONDS", "300", _int_range(0, 3600))
 
     max_receive_count: int = _setting("SQS_MAX_RECEIVE_COUNT", "5", _int_range(1, 20))
     redrive_limit: int = _setting("DLQ_REDRIVE_LIMIT", "3", _int_range(0, 10))
@@ -182,7 +219,7 @@ class Settings:
 
     @property
     def embedded_store(self) -> bool:
-        return not self.mongodb_uri
+        return not self.mongodb_uri and not self.mongodb_uri_secret_id
 
     def queue_name(self, short: str) -> str:
         """Full queue name: app, stage and the short name the CLI accepts."""

@@ -62,7 +62,12 @@ def stack_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "POWERTOOLS_METRICS_NAMESPACE"}
     env = {name: environ[name] for name in names if name in environ}
     if not (env.get("JWT_PRIVATE_KEY") or env.get("JWT_PUBLIC_KEY") or env.get("JWT_KEY_SECRET_ID")):
-        env.update(JWT_PRIVATE_KEY=dev_keyring(DEV_KEY_DIR).private_pem(), JWT_KEY_SECRET_ID="")
+        ring = dev_keyring(DEV_KEY_DIR)  # the authorizer reads only a public key, never JWT_PRIVATE_KEY
+        env.update(JWT_PRIVATE_KEY=ring.private_pem(), JWT_PUBLIC_KEY=ring.public_pem(), JWT_KEY_SECRET_ID="")
+    # The stack's plain values (store URI, OCM key or none) replace the package's secret ids: moto holds
+    # no such secrets, and a set id with an empty plain value would send the function to Secrets Manager.
+    env.update({name: "" for name in ("JWT_PUBLIC_KEYS_SECRET_ID", "MONGODB_URI_SECRET_ID", "OCM_API_KEY_SECRET_ID")
+                if not env.get(name)})
     return env
 
 

@@ -11,17 +11,14 @@ bus rule shows what the functions published.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.embedded_mongo import free_port
+from chalicelib.events.queues import StageQueues
 from devstack.pump import drain_queue, lambda_record, queue_behind_rules
 
 REGION = "eu-central-1"
@@ -30,25 +27,6 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "
 PUBLISHED = ("USER_REGISTERED", "INVOICE_GENERATED", "PAYMENT_COMPLETED", "PAYMENT_FAILED", "BILLING_FAILED",
              "OCM_SYNC_COMPLETED")
 CAPTURE_QUEUE = "package-suite-capture"
-
-
-def start_moto(log_path: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
-    """``moto_server`` on a free loopback port; returns (process, endpoint URL)."""
-    port = free_port()
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=2)  # noqa: S310 - loopback only
-            return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"moto_server did not start; see {log_path}") from None
-            time.sleep(0.2)
 
 
 @dataclass
@@ -63,6 +41,7 @@ class PackageStage:
     standin: Any = None
     log_dir: Path | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    _queues: dict[str, StageQueues] = field(default_factory=dict, repr=False)  # by short name, by full name
 
     @property
     def settings(self):
@@ -90,20 +69,36 @@ class PackageStage:
         return self._clients[service]
 
     def provision(self) -> None:
-        """Bus, queues and rules by the deploy step's code; the JWT key where prod keeps it; a capture queue."""
-        from appsync.infra import Infra
+        """Bus, queues and rules by the deploy step's code; prod's key and OCM secrets where prod keeps them.
+
+        The ids come from each function's own environment in config.json (what sam.json has); the
+        authorizer's public-keys secret is written by the deploy step's code from the signing key.
+        ``MONGODB_URI`` in ``function_env`` wins over the functions' store secret id, so a function cut
+        off from AWS still reaches the store, as the suite's failure tests need.
+        """
+        from appsync.deploy import key_secrets, settings_for_stage
+        from appsync.infra import Changes, Infra
+        from appsync.secrets import ensure_public_keys
         from chalicelib.auth.keys import KeyRing
 
         settings = self.settings
         Infra(self.client, settings).apply_messaging()
-        secret_id = self.stage_env["JWT_KEY_SECRET_ID"]
-        self.client("secretsmanager").create_secret(Name=secret_id, SecretString=KeyRing.generate().private_pem())
+        keys = key_secrets("prod")
+        secrets = self.client("secretsmanager")
+        secrets.create_secret(Name=keys.signing_id, SecretString=KeyRing.generate().private_pem())
+        ensure_public_keys(self.client, keys, Changes())
+        ocm = settings_for_stage("prod", base_env={}, function="ocm_sync").ocm_api_key_secret_id
+        secrets.create_secret(Name=ocm, SecretString="package-suite-ocm-key")  # the stand-in checks no key
         queue_behind_rules(self.client, settings.event_bus_name, CAPTURE_QUEUE,
                            {CAPTURE_QUEUE: {"detail-type": list(PUBLISHED)}}, "capture")
 
     def queue_url(self, short: str) -> str:
-        name = CAPTURE_QUEUE if short == "capture" else self.settings.queue_name(short)
-        return self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+        """A queue of the stage by short name (``capture``: what the functions published)."""
+        if "short" not in self._queues:
+            names = self.settings.queue_name
+            self._queues["short"] = StageQueues(self.client("sqs"),
+                                                lambda short: CAPTURE_QUEUE if short == "capture" else names(short))
+        return self._queues["short"].url(short)
 
     def drain(self, short: str) -> list[dict[str, Any]]:
         """Receive and delete everything visible on a queue (``capture`` = what was published)."""
@@ -149,5 +144,6 @@ class PackageStage:
                                           VisibilityTimeout=0)
 
     def _url_of(self, record: dict) -> str:
-        name = record["eventSourceARN"].rsplit(":", 1)[1]
-        return self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+        if "full" not in self._queues:  # an SQS event names its queue by ARN, whose last part is the name
+            self._queues["full"] = StageQueues(self.client("sqs"), lambda name: name)
+        return self._queues["full"].url(record["eventSourceARN"].rsplit(":", 1)[1])

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -30,7 +30,7 @@ class OcmError(Exception):
 
 
 class OcmAuthError(OcmError):
-    """The API refused the key (401/403): fix ``OCM_API_KEY``; not retried."""
+    """The API refused the key (401/403): fix ``OCM_API_KEY`` (or its secret); not retried."""
 
 
 class OcmUnavailable(OcmError):
@@ -44,7 +44,8 @@ class OcmProtocolError(OcmError):
 @dataclass(frozen=True)
 class ClientConfig:
     base_url: str
-    api_key: str = ""
+    # Resolved by the entry (``OCM_API_KEY`` or its secret); kept out of repr so a logged config shows no key.
+    api_key: str = field(default="", repr=False)
     timeout_seconds: float = 30.0
     retries: int = 4
     backoff_factor: float = 0.5
@@ -154,7 +155,8 @@ def _records(response: requests.Response) -> list[dict]:
     status = response.status_code
     if status in (401, 403):
         raise OcmAuthError(
-            f"OpenChargeMap refused the API key (HTTP {status}): set OCM_API_KEY to a valid key"
+            f"OpenChargeMap refused the API key (HTTP {status}): set OCM_API_KEY (or the secret "
+            "OCM_API_KEY_SECRET_ID names) to a valid key"
         )
     if status in RETRY_STATUSES:
         raise OcmUnavailable(f"OpenChargeMap still answers HTTP {status} after retries")

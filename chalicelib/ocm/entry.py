@@ -1,4 +1,4 @@
-"""Lambda glue for the OCM mirror: the scheduled sync and the stations resolver.
+"""Lambda glue for the OCM mirror: the scheduled sync and the stations resolver (fields in ``graphql.py``).
 
 The only module of the domain that touches ``bootstrap``: it builds the client,
 repository and publisher from settings and hands them to the logic.
@@ -31,7 +31,7 @@ def client(settings: Settings) -> OcmClient:
 
     return OcmClient(ClientConfig(
         base_url=settings.ocm_api_url,
-        api_key=settings.ocm_api_key,
+        api_key=bootstrap.resolved_secret(settings.ocm_api_key, settings.ocm_api_key_secret_id),
         timeout_seconds=settings.ocm_timeout_seconds,
         retries=settings.ocm_retries,
         countries=tuple(countries_from_setting(settings.ocm_countries)),
@@ -66,24 +66,20 @@ def scheduled_sync(full: bool, context: Any) -> dict[str, Any]:
 
 
 def _record_metrics(result: dict[str, Any]) -> None:
-    """``OcmSyncCompleted`` feeds the 'sync stalled' alarm (appsync/alarms.py): emitted only for a finished run."""
+    """``OcmSyncCompleted`` feeds the 'sync stalled' alarm (appsync/alarms.py): emitted only for a finished run.
+
+    Flushed with the rest of the invocation's metrics by the handler's wrapper (``observability/handler.py``).
+    """
     from chalicelib.observability.metrics import MetricUnit, metrics
 
     if result.get("complete", True):
         metrics.add_metric(name="OcmSyncCompleted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="OcmRecordsFailed", unit=MetricUnit.Count, value=int(result.get("failed", 0)))
-    metrics.flush_metrics()
 
 
-def resolve(event: dict[str, Any], context: Any) -> dict[str, Any] | list[dict[str, Any]] | None:
-    """Dispatch ``stationsNear`` and ``station``; bad arguments raise ``ValidationError``."""
-    from chalicelib.contracts.errors import ValidationError
-    from chalicelib.ocm import stations
+def resolve(event: dict[str, Any], context: Any) -> Any:
+    """``stationsNear`` and ``station`` (``chalicelib/ocm/graphql.py``); bad arguments raise ``ValidationError``."""
+    from chalicelib.ocm.graphql import router
+    from chalicelib.resolvers import serve
 
-    field = ((event or {}).get("info") or {}).get("fieldName")
-    args = (event or {}).get("arguments") or {}
-    if field == "stationsNear":
-        return stations.stations_near(repository(), args)
-    if field == "station":
-        return stations.station(repository(), args)
-    raise ValidationError("The stations resolver does not serve this field.", details={"fieldName": "unknown"})
+    return serve(router, event, context, repository)

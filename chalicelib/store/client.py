@@ -5,6 +5,10 @@ reused; importing this module touches nothing. Writes are acknowledged by a majo
 (``w="majority"``, unless the URI says otherwise): a write acknowledged by a primary
 alone can be rolled back at a failover, after its events went out, and then a
 redelivery could reuse an invoice number that was already published.
+
+The URI comes from ``MONGODB_URI`` locally; deployed functions get it from the
+Secrets Manager secret ``MONGODB_URI_SECRET_ID`` names, which the composition root
+(``bootstrap.database``) resolves and passes in: this module never calls AWS.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from chalicelib.config import Settings
+from chalicelib.config import ConfigError, Settings
 
 _lock = threading.Lock()
 _clients: dict[str, MongoClient] = {}
@@ -22,12 +26,18 @@ _clients: dict[str, MongoClient] = {}
 EMBEDDED_DEFAULT_URI = "mongodb://127.0.0.1:27017/"
 
 
-def _uri(settings: Settings) -> str:
-    return settings.mongodb_uri or EMBEDDED_DEFAULT_URI
+def _uri(settings: Settings, uri: str | None) -> str:
+    if uri or settings.mongodb_uri:
+        return uri or settings.mongodb_uri
+    if settings.mongodb_uri_secret_id:
+        # Falling back to the embedded default here would point a deployed function at 127.0.0.1.
+        raise ConfigError("MONGODB_URI_SECRET_ID is set: pass the URI resolved from it (bootstrap.database)")
+    return EMBEDDED_DEFAULT_URI
 
 
-def get_client(settings: Settings) -> MongoClient:
-    uri = _uri(settings)
+def get_client(settings: Settings, uri: str | None = None) -> MongoClient:
+    """The process's client for ``uri`` (the composition root resolves it) or ``MONGODB_URI``."""
+    uri = _uri(settings, uri)
     with _lock:
         client = _clients.get(uri)
         if client is None:
@@ -44,8 +54,8 @@ def get_client(settings: Settings) -> MongoClient:
         return client
 
 
-def get_database(settings: Settings) -> Database:
-    return get_client(settings)[settings.mongodb_db]
+def get_database(settings: Settings, uri: str | None = None) -> Database:
+    return get_client(settings, uri)[settings.mongodb_db]
 
 
 def reset_clients() -> None:

@@ -7,19 +7,14 @@ logs prove each call went through the package and not the in-process handlers.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from devstack import lambdas
-from devstack.embedded_mongo import free_port
-from tests.conftest import PROJECT_ROOT, LocalStack, _stop
+from devstack.stack_process import start_stack
+from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.xdist_group("package")
 
@@ -29,26 +24,12 @@ REGISTER = """mutation($input: RegisterInput!) {
 
 @pytest.fixture(scope="module")
 def package_stack(package, tmp_path_factory) -> LocalStack:
-    data_dir = tmp_path_factory.mktemp("devstack-package")
-    ports = {name: free_port() for name in ("http", "moto", "mongo", "ocm", "realtime")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "OCM_", "JUCR_"))}
-    env.update({"LOCAL_LAMBDAS": "package", "LOCAL_OCM_SYNC_INTERVAL": "3600", "SQS_BACKOFF_BASE_SECONDS": "1",
-                "PYTHONUNBUFFERED": "1"})
-    log_path = data_dir / "stack.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", *[f"--{name}-port={port}" for name, port in ports.items()],
-             "--data-dir", str(data_dir)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while "ready. Ctrl-C" not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            raise RuntimeError(f"local stack did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.2)
-    state = json.loads((data_dir / "devstack.json").read_text())
-    yield LocalStack(f"http://127.0.0.1:{ports['http']}", dict(env, **state["env"]), log_path, process, data_dir)
-    _stop(process)
+    stack = start_stack(tmp_path_factory.mktemp("devstack-package"),
+                        {"LOCAL_LAMBDAS": "package", "LOCAL_OCM_SYNC_INTERVAL": "3600"}, timeout=180)
+    try:
+        yield LocalStack.of(stack)
+    finally:
+        stack.stop()
 
 
 def _invocations(stack: LocalStack, function: str) -> int:

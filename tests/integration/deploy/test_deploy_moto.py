@@ -21,15 +21,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from devstack.embedded_mongo import free_port
+from devstack.stack_process import start_moto
 from tests.integration.deploy.resolver_store import FakeResolverStore
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,27 +43,12 @@ SQS_CONSUMERS = {"billing_consumer": "billing", "wallet_opener": "wallets", "rec
 
 @pytest.fixture(scope="module")
 def moto_env(tmp_path_factory):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.2)
+    moto = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JUCR_", "EVENT_BUS", "MONGODB_"))}
-    env.update({"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    env.update({"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": "eu-central-1", "PYTHONPATH": ""})
     yield env
-    proc.terminate()
-    proc.wait(timeout=10)
+    moto.stop()
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +209,10 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
     assert {k[1] for k in fake.data_sources} == {"auth_resolver", "billing_resolver", "stations_resolver",
                                                  "PublishNone"}
     assert ("Query", "wallet") in {(k[1], k[2]) for k in fake.resolvers}
+    # Request limits (as sent: moto drops them) and the WAF web ACL associated with the API.
+    assert fake.api_fields[api["apiId"]] == {"queryDepthLimit": 15, "resolverCountLimit": 20,
+                                             "introspectionConfig": "ENABLED"}
+    assert clients("wafv2").get_web_acl_for_resource(ResourceArn=api["arn"])["WebACL"]["Name"] == "jucr-dev-api"
 
     # Bus -> AppSync rules with input transformer and a role allowed appsync:GraphQL.
     appsync_target = events.list_targets_by_rule(Rule="jucr-dev-to-appsync-invoice-generated",
@@ -246,6 +233,7 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
     run(remove=True)
     assert not [a for a in clients("appsync").list_graphql_apis()["graphqlApis"] if a["name"] == "jucr-dev"]
     assert not fake.data_sources and not fake.resolvers
+    assert not [a for a in clients("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] if a["Name"] == "jucr-dev-api"]
     assert not [u for u in sqs.list_queues(QueueNamePrefix="jucr-dev-").get("QueueUrls", [])]
     assert "jucr-dev" not in {b["Name"] for b in events.list_event_buses()["EventBuses"]}
     assert not clients("cloudwatch").describe_alarms(AlarmNamePrefix="jucr-dev-")["MetricAlarms"]
