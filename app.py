@@ -2,32 +2,33 @@
 
 Domain modules are imported inside each handler, not at the top: every Lambda
 of a Chalice app loads this same file, and the authorizer's cold start must not
-pay for pymongo, boto3 or the billing code it never uses. The one import at the
-top, ``observed``, is what every function needs: each handler runs through it,
+pay for pymongo, boto3 or the billing code it never uses. The imports at the
+top are what every function needs: ``observed``, which each handler runs through,
 so its log records carry the Lambda context and its metrics are flushed
-(``chalicelib/observability/handler.py``).
+(``chalicelib/observability/handler.py``), and the settings sections below.
 
 Each resolver Lambda's GraphQL fields are in ``chalicelib/<domain>/graphql.py``.
 
-Resource names (queues, schedules) are read once here from the stage's
-environment (``JUCR_APP_NAME``, ``JUCR_STAGE``, ``OCM_SYNC_SCHEDULE``) because
-Chalice needs them at import; everything else is read lazily via settings.
+Resource names (queues, schedules) are read once here, because Chalice needs them
+at import: ``CoreSettings`` (app name, stage) and ``ScheduleSettings``, the two
+sections every function loads. Each handler's domain loads its own sections lazily
+(``bootstrap.settings``), so a bad value of one domain stops only that domain's functions.
 """
 
 import os
 
 from chalice import Chalice
 
+from chalicelib.config import CoreSettings, ScheduleSettings, load_section
 from chalicelib.observability.handler import observed
 
 # configure_logs=False: Chalice would add its own plain-text handler to the "jucr" logger, the one
 # Powertools writes JSON to, so every record went out twice and once past the PII-scrubbing formatter.
 app = Chalice(app_name="jucr", configure_logs=False)
 
-_STAGE = os.environ.get("JUCR_STAGE", "local")
-_PREFIX = f"{os.environ.get('JUCR_APP_NAME', 'jucr')}-{_STAGE}"
-_SYNC_SCHEDULE = os.environ.get("OCM_SYNC_SCHEDULE", "rate(6 hours)")
-_SWEEP_SCHEDULE = os.environ.get("OCM_FULL_SWEEP_SCHEDULE", "rate(1 day)")
+_CORE = load_section(CoreSettings)
+_SCHEDULES = load_section(ScheduleSettings)
+_STAGE = _CORE.stage
 
 
 # --- AppSync: authorizer and resolvers -------------------------------------------------
@@ -66,7 +67,7 @@ def stations_resolver(event, context):
 
 # --- Queues --------------------------------------------------------------------------
 
-@app.on_sqs_message(queue=f"{_PREFIX}-billing", batch_size=10, name="billing_consumer")
+@app.on_sqs_message(queue=_CORE.queue_name("billing"), batch_size=10, name="billing_consumer")
 @observed
 def billing_consumer(event):
     from chalicelib.billing.entry import handle_sessions
@@ -74,7 +75,7 @@ def billing_consumer(event):
     return handle_sessions(event.to_dict(), event.context)
 
 
-@app.on_sqs_message(queue=f"{_PREFIX}-wallets", batch_size=10, name="wallet_opener")
+@app.on_sqs_message(queue=_CORE.queue_name("wallets"), batch_size=10, name="wallet_opener")
 @observed
 def wallet_opener(event):
     from chalicelib.billing.entry import handle_registrations
@@ -82,7 +83,7 @@ def wallet_opener(event):
     return handle_registrations(event.to_dict(), event.context)
 
 
-@app.on_sqs_message(queue=f"{_PREFIX}-billing-dlq", batch_size=10, name="reconcile_billing_dlq")
+@app.on_sqs_message(queue=_CORE.queue_name("billing-dlq"), batch_size=10, name="reconcile_billing_dlq")
 @observed
 def reconcile_billing_dlq(event):
     from chalicelib.dlq.entry import reconcile
@@ -90,7 +91,7 @@ def reconcile_billing_dlq(event):
     return reconcile("billing-dlq", event.to_dict(), event.context)
 
 
-@app.on_sqs_message(queue=f"{_PREFIX}-wallets-dlq", batch_size=10, name="reconcile_wallets_dlq")
+@app.on_sqs_message(queue=_CORE.queue_name("wallets-dlq"), batch_size=10, name="reconcile_wallets_dlq")
 @observed
 def reconcile_wallets_dlq(event):
     from chalicelib.dlq.entry import reconcile
@@ -98,7 +99,7 @@ def reconcile_wallets_dlq(event):
     return reconcile("wallets-dlq", event.to_dict(), event.context)
 
 
-@app.on_sqs_message(queue=f"{_PREFIX}-ocm-sync-dlq", batch_size=10, name="reconcile_ocm_sync_dlq")
+@app.on_sqs_message(queue=_CORE.queue_name("ocm-sync-dlq"), batch_size=10, name="reconcile_ocm_sync_dlq")
 @observed
 def reconcile_ocm_sync_dlq(event):
     from chalicelib.dlq.entry import reconcile
@@ -108,9 +109,9 @@ def reconcile_ocm_sync_dlq(event):
 
 # --- Schedules -----------------------------------------------------------------------
 
-if _SYNC_SCHEDULE != "off":
+if _SCHEDULES.ocm_sync_schedule != "off":
 
-    @app.schedule(_SYNC_SCHEDULE, name="ocm_sync")
+    @app.schedule(_SCHEDULES.ocm_sync_schedule, name="ocm_sync")
     @observed
     def ocm_sync(event):
         from chalicelib.ocm.entry import scheduled_sync
@@ -118,9 +119,9 @@ if _SYNC_SCHEDULE != "off":
         return scheduled_sync(full=False, context=event.context)
 
 
-if _SWEEP_SCHEDULE != "off":
+if _SCHEDULES.ocm_full_sweep_schedule != "off":
 
-    @app.schedule(_SWEEP_SCHEDULE, name="ocm_full_sweep")
+    @app.schedule(_SCHEDULES.ocm_full_sweep_schedule, name="ocm_full_sweep")
     @observed
     def ocm_full_sweep(event):
         from chalicelib.ocm.entry import scheduled_sync

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appsync.infra import Changes
-from chalicelib.config import Settings
+from chalicelib.sections import StageSettings
 from chalicelib.topology import FUNCTION_TIMEOUTS, QUEUES
 
 NAMESPACE = "JUCR"
@@ -39,17 +39,17 @@ _COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", 
              "Threshold", "ComparisonOperator", "TreatMissingData", "Metrics")
 
 
-def topic_name(settings: Settings) -> str:
-    return f"{settings.app_name}-{settings.stage}-alarms"
+def topic_name(settings: StageSettings) -> str:
+    return f"{settings.core.app_name}-{settings.core.stage}-alarms"
 
 
-def alarm_name(settings: Settings, suffix: str) -> str:
-    return f"{settings.app_name}-{settings.stage}-{suffix}"
+def alarm_name(settings: StageSettings, suffix: str) -> str:
+    return f"{settings.core.app_name}-{settings.core.stage}-{suffix}"
 
 
-def function_name(settings: Settings, function: str) -> str:
+def function_name(settings: StageSettings, function: str) -> str:
     """The Lambda name ``chalice deploy`` gives a function: ``<app>-<stage>-<name>``."""
-    return f"{settings.app_name}-{settings.stage}-{function}"
+    return f"{settings.core.app_name}-{settings.core.stage}-{function}"
 
 
 def schedule_seconds(expression: str) -> int | None:
@@ -62,12 +62,12 @@ def schedule_seconds(expression: str) -> int | None:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
 
 
-def _dlq_alarms(settings: Settings) -> list[dict[str, Any]]:
+def _dlq_alarms(settings: StageSettings) -> list[dict[str, Any]]:
     out = []
     for spec in QUEUES:
         if not spec.is_dlq:
             continue
-        dims = [{"Name": "QueueName", "Value": settings.queue_name(spec.short)}]
+        dims = [{"Name": "QueueName", "Value": settings.core.queue_name(spec.short)}]
         out.append({
             "AlarmName": alarm_name(settings, f"{spec.short}-depth"),
             "AlarmDescription": f"Dead letters have sat in {spec.short} for 5 minutes: the reconciler is not "
@@ -79,16 +79,17 @@ def _dlq_alarms(settings: Settings) -> list[dict[str, Any]]:
         out.append({
             "AlarmName": alarm_name(settings, f"{spec.short}-oldest-age"),
             "AlarmDescription": f"The oldest message in {spec.short} is older than "
-                                f"{settings.dlq_age_alarm_seconds}s. Runbook: docs/runbook.md#{spec.short}-oldest-age",
+                                f"{settings.alarm.dlq_age_alarm_seconds}s. "
+                                f"Runbook: docs/runbook.md#{spec.short}-oldest-age",
             "Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage", "Dimensions": dims,
             "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1,
-            "Threshold": float(settings.dlq_age_alarm_seconds), "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": float(settings.alarm.dlq_age_alarm_seconds), "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "notBreaching",
         })
     return out
 
 
-def _count_alarm(settings: Settings, suffix: str, metric: str, queue: str, description: str,
+def _count_alarm(settings: StageSettings, suffix: str, metric: str, queue: str, description: str,
                  anchor: str | None = None) -> dict[str, Any]:
     return {
         "AlarmName": alarm_name(settings, suffix),
@@ -99,7 +100,7 @@ def _count_alarm(settings: Settings, suffix: str, metric: str, queue: str, descr
     }
 
 
-def _error_rate_alarm(settings: Settings, function: str) -> dict[str, Any]:
+def _error_rate_alarm(settings: StageSettings, function: str) -> dict[str, Any]:
     dims = [{"Name": "FunctionName", "Value": function_name(settings, function)}]
 
     def stat(metric_id: str, metric: str) -> dict[str, Any]:
@@ -109,26 +110,26 @@ def _error_rate_alarm(settings: Settings, function: str) -> dict[str, Any]:
 
     return {
         "AlarmName": alarm_name(settings, f"{function}-error-rate"),
-        "AlarmDescription": f"More than {settings.alarm_error_rate_percent}% of {function} invocations failed in "
+        "AlarmDescription": f"More than {settings.alarm.alarm_error_rate_percent}% of {function} invocations failed in "
                             f"5 minutes. Runbook: docs/runbook.md#function-error-rate",
         "Metrics": [
             {"Id": "rate", "Expression": "IF(invocations > 0, 100 * errors / invocations, 0)",
              "Label": "error rate (%)", "ReturnData": True},
             stat("errors", "Errors"), stat("invocations", "Invocations"),
         ],
-        "EvaluationPeriods": 1, "Threshold": float(settings.alarm_error_rate_percent),
+        "EvaluationPeriods": 1, "Threshold": float(settings.alarm.alarm_error_rate_percent),
         "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
     }
 
 
-def _ocm_sync_alarm(settings: Settings) -> dict[str, Any] | None:
-    interval = schedule_seconds(settings.ocm_sync_schedule)
+def _ocm_sync_alarm(settings: StageSettings) -> dict[str, Any] | None:
+    interval = schedule_seconds(settings.schedule.ocm_sync_schedule)
     if interval is None:
         return None
     period = max(60, min(interval, MAX_EVALUATION_SECONDS // 2) // 60 * 60)
     return {
         "AlarmName": alarm_name(settings, "ocm-sync-stalled"),
-        "AlarmDescription": f"No completed OCM sync in two schedule intervals ({settings.ocm_sync_schedule}). "
+        "AlarmDescription": f"No completed OCM sync in two schedule intervals ({settings.schedule.ocm_sync_schedule}). "
                             "Runbook: docs/runbook.md#ocm-sync-stalled",
         "Namespace": NAMESPACE, "MetricName": "OcmSyncCompleted", "Dimensions": SERVICE_DIMENSION,
         "Statistic": "Sum", "Period": period, "EvaluationPeriods": 2, "DatapointsToAlarm": 2,
@@ -136,7 +137,7 @@ def _ocm_sync_alarm(settings: Settings) -> dict[str, Any] | None:
     }
 
 
-def _removal_held_alarm(settings: Settings) -> dict[str, Any]:
+def _removal_held_alarm(settings: StageSettings) -> dict[str, Any]:
     """A held sweep leaves delisted stations in the mirror until a person decides: tell someone."""
     return {
         "AlarmName": alarm_name(settings, "ocm-sweep-removal-held"),
@@ -148,19 +149,19 @@ def _removal_held_alarm(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _latency_alarm(settings: Settings) -> dict[str, Any]:
+def _latency_alarm(settings: StageSettings) -> dict[str, Any]:
     return {
         "AlarmName": alarm_name(settings, "billing-latency-p99"),
-        "AlarmDescription": f"p99 of SESSION_ENDED-to-billed latency above {settings.billing_latency_slo_ms} ms "
+        "AlarmDescription": f"p99 of SESSION_ENDED-to-billed latency above {settings.alarm.billing_latency_slo_ms} ms "
                             "for 15 minutes. Runbook: docs/runbook.md#billing-latency-p99",
         "Namespace": NAMESPACE, "MetricName": "EventLatencyMs", "Dimensions": _queue_dimensions("billing"),
         "ExtendedStatistic": "p99", "Period": 300, "EvaluationPeriods": 3, "DatapointsToAlarm": 3,
-        "Threshold": float(settings.billing_latency_slo_ms), "ComparisonOperator": "GreaterThanThreshold",
+        "Threshold": float(settings.alarm.billing_latency_slo_ms), "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching",
     }
 
 
-def desired_alarms(settings: Settings, topic_arn: str) -> list[dict[str, Any]]:
+def desired_alarms(settings: StageSettings, topic_arn: str) -> list[dict[str, Any]]:
     """Every alarm this stage should have, as ``put_metric_alarm`` arguments."""
     alarms = _dlq_alarms(settings)
     alarms.append(_count_alarm(settings, "billing-failed", "BillingFailed", "billing-dlq",
@@ -182,7 +183,7 @@ def desired_alarms(settings: Settings, topic_arn: str) -> list[dict[str, Any]]:
     return alarms
 
 
-def ensure_topic(clients: Callable[[str], Any], settings: Settings, changes: Changes) -> str:
+def ensure_topic(clients: Callable[[str], Any], settings: StageSettings, changes: Changes) -> str:
     sns = clients("sns")
     name = topic_name(settings)
     for page in sns.get_paginator("list_topics").paginate():
@@ -207,7 +208,7 @@ def _comparable(alarm: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def ensure_alarms(clients: Callable[[str], Any], settings: Settings, changes: Changes | None = None) -> Changes:
+def ensure_alarms(clients: Callable[[str], Any], settings: StageSettings, changes: Changes | None = None) -> Changes:
     """Create or update every alarm and the topic; put only what differs."""
     changes = changes if changes is not None else Changes()
     topic_arn = ensure_topic(clients, settings, changes)
@@ -232,7 +233,7 @@ def ensure_alarms(clients: Callable[[str], Any], settings: Settings, changes: Ch
     return changes
 
 
-def delete_alarms(clients: Callable[[str], Any], settings: Settings, changes: Changes | None = None) -> Changes:
+def delete_alarms(clients: Callable[[str], Any], settings: StageSettings, changes: Changes | None = None) -> Changes:
     """Teardown: remove this stage's alarms and topic."""
     changes = changes if changes is not None else Changes()
     cloudwatch = clients("cloudwatch")

@@ -26,7 +26,7 @@ from appsync.limits import api_limits
 from appsync.roles import delete_role, ensure_role
 from appsync.subscriptions import BUS_TO_MUTATION, bus_rule_name
 from appsync.waf import WebAcl
-from chalicelib.config import Settings
+from chalicelib.sections import StageSettings
 
 MANAGED_TAG = "jucr:managed-by"
 MANAGED_VALUE = "appsync.deploy"
@@ -43,7 +43,7 @@ def schema_sha(schema_text: str) -> str:
 class AppSyncApi:
     """Provisioner for the GraphQL API, bound to boto3 clients (appsync, wafv2, lambda, iam, events)."""
 
-    def __init__(self, clients: Callable[[str], Any], settings: Settings, changes: Changes,
+    def __init__(self, clients: Callable[[str], Any], settings: StageSettings, changes: Changes,
                  functions: dict[str, str], resolver_map: dict[str, Any], schema_text: str,
                  sleep: Callable[[float], None] = time.sleep, now: Callable[[], float] = time.time) -> None:
         self.client = clients
@@ -54,7 +54,7 @@ class AppSyncApi:
         self.schema_text = schema_text
         self.sleep = sleep
         self.now = now
-        self.prefix = f"{settings.app_name}-{settings.stage}"
+        self.prefix = f"{settings.core.app_name}-{settings.core.stage}"
 
     # -- names ---------------------------------------------------------------------------
     @property
@@ -81,7 +81,7 @@ class AppSyncApi:
         return bus_rule_name(self.prefix, detail_type)
 
     def tags(self) -> dict[str, str]:
-        return {MANAGED_TAG: MANAGED_VALUE, "jucr:stage": self.settings.stage}
+        return {MANAGED_TAG: MANAGED_VALUE, "jucr:stage": self.settings.core.stage}
 
     # -- API -----------------------------------------------------------------------------
     def find_api(self) -> dict[str, Any] | None:
@@ -101,11 +101,11 @@ class AppSyncApi:
             "authenticationType": "AWS_LAMBDA",
             "lambdaAuthorizerConfig": {
                 "authorizerUri": self.functions["authorizer"],
-                "authorizerResultTtlInSeconds": self.settings.jwt_authorizer_cache_seconds,
+                "authorizerResultTtlInSeconds": self.settings.authorizer.jwt_authorizer_cache_seconds,
             },
             "additionalAuthenticationProviders": [{"authenticationType": "API_KEY"},
                                                   {"authenticationType": "AWS_IAM"}],
-            **api_limits(self.settings.stage),  # depth, resolver count, introspection off in prod
+            **api_limits(self.settings.core.stage),  # depth, resolver count, introspection off in prod
         }
 
     def ensure_api(self) -> dict[str, Any]:
@@ -215,7 +215,7 @@ class AppSyncApi:
 
     def ensure_bus_rules(self, api: dict[str, Any], schema: Any) -> None:
         role_arn = self.ensure_role(self.events_role_name, "events.amazonaws.com", bus_to_api.events_role_policy(api))
-        bus_to_api.ensure_bus_rules(self.client("events"), api, schema, self.settings.event_bus_name, self.prefix,
+        bus_to_api.ensure_bus_rules(self.client("events"), api, schema, self.settings.core.event_bus_name, self.prefix,
                                     role_arn, self.tags(), self.changes)
 
     # -- all -----------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class AppSyncApi:
 
     def teardown(self) -> None:
         events = self.client("events")
-        bus = self.settings.event_bus_name
+        bus = self.settings.core.event_bus_name
         for detail_type in BUS_TO_MUTATION:
             delete_rule(events, self.bus_rule_name(detail_type), bus, self.changes)
         api = self.find_api()

@@ -38,7 +38,7 @@ from typing import Any
 from appsync.infra import Changes, Infra, delete_rule
 from appsync.secrets import KeySecrets, ensure_public_keys
 from appsync.wiring import Deployed, Wiring
-from chalicelib.config import Settings, load_settings
+from chalicelib.sections import StageSettings, load_stage_settings
 from chalicelib.topology import QUEUES, rule_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ SIGNER, VERIFIER = "auth_resolver", "authorizer"
 
 
 def settings_for_stage(stage: str, chalice_dir: Path = CHALICE_DIR,
-                       base_env: Mapping[str, str] | None = None, function: str | None = None) -> Settings:
+                       base_env: Mapping[str, str] | None = None, function: str | None = None) -> StageSettings:
     """Settings from config.json's environment_variables merged over ``base_env`` (default os.environ).
 
     ``function`` adds that function's own variables (``stages.<stage>.lambda_functions.<function>``,
@@ -67,13 +67,14 @@ def settings_for_stage(stage: str, chalice_dir: Path = CHALICE_DIR,
     if function is not None:
         env.update(stage_config.get("lambda_functions", {}).get(function, {}).get("environment_variables", {}))
     env.setdefault("JUCR_STAGE", stage)
-    return load_settings(env)
+    return load_stage_settings(env)
 
 
 def key_secrets(stage: str, chalice_dir: Path = CHALICE_DIR) -> KeySecrets:
     """The signing-key secret (the resolver's ``JWT_KEY_SECRET_ID``) and the authorizer's public-keys secret."""
-    return KeySecrets(signing_id=settings_for_stage(stage, chalice_dir, function=SIGNER).jwt_key_secret_id,
-                      public_id=settings_for_stage(stage, chalice_dir, function=VERIFIER).jwt_public_keys_secret_id)
+    return KeySecrets(signing_id=settings_for_stage(stage, chalice_dir, function=SIGNER).auth.jwt_key_secret_id,
+                      public_id=settings_for_stage(stage, chalice_dir, function=VERIFIER).authorizer
+                      .jwt_public_keys_secret_id)
 
 
 def load_deployed(stage: str, chalice_dir: Path = CHALICE_DIR) -> Deployed | None:
@@ -83,13 +84,14 @@ def load_deployed(stage: str, chalice_dir: Path = CHALICE_DIR) -> Deployed | Non
     return Deployed.from_json(json.loads(path.read_text()))
 
 
-def boto_clients(settings: Settings) -> Clients:
+def boto_clients(settings: StageSettings) -> Clients:
     """One cached boto3 client per service, honouring ``AWS_ENDPOINT_URL`` (moto)."""
     import boto3
 
     @cache
     def client(name: str) -> Any:
-        return boto3.client(name, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)
+        core = settings.core
+        return boto3.client(name, region_name=core.aws_region, endpoint_url=core.aws_endpoint_url or None)
 
     return client
 
@@ -104,7 +106,7 @@ def _alarms_module() -> ModuleType | None:
         return None
 
 
-def _appsync(clients: Clients, settings: Settings, changes: Changes, deployed: Deployed):
+def _appsync(clients: Clients, settings: StageSettings, changes: Changes, deployed: Deployed):
     from appsync.appsync_api import AppSyncApi
 
     resolver_map = json.loads((APPSYNC_DIR / "resolvers.json").read_text())
@@ -112,7 +114,7 @@ def _appsync(clients: Clients, settings: Settings, changes: Changes, deployed: D
     return AppSyncApi(clients, settings, changes, deployed.functions, resolver_map, schema_text)
 
 
-def deploy(clients: Clients, settings: Settings, deployed: Deployed | None, only_infra: bool,
+def deploy(clients: Clients, settings: StageSettings, deployed: Deployed | None, only_infra: bool,
            changes: Changes, keys: KeySecrets | None = None, retire_previous_keys: bool = False) -> Changes:
     if keys is not None:
         ensure_public_keys(clients, keys, changes, retire_previous=retire_previous_keys)
@@ -126,13 +128,13 @@ def deploy(clients: Clients, settings: Settings, deployed: Deployed | None, only
     if only_infra:
         return changes
     if deployed is None or "authorizer" not in deployed.functions:
-        raise SystemExit(f"no Lambda ARNs for stage {settings.stage!r}: run `chalice deploy --stage "
-                         f"{settings.stage}` first (or pass --only infra)")
+        raise SystemExit(f"no Lambda ARNs for stage {settings.core.stage!r}: run `chalice deploy --stage "
+                         f"{settings.core.stage}` first (or pass --only infra)")
     _appsync(clients, settings, changes, deployed).apply()
     return changes
 
 
-def teardown(clients: Clients, settings: Settings, deployed: Deployed | None, changes: Changes) -> Changes:
+def teardown(clients: Clients, settings: StageSettings, deployed: Deployed | None, changes: Changes) -> Changes:
     """Remove what :func:`deploy` made; Chalice's functions, roles, mappings and schedule rules stay."""
     deployed = deployed or Deployed()
     _appsync(clients, settings, changes, deployed).teardown()
@@ -144,16 +146,16 @@ def teardown(clients: Clients, settings: Settings, deployed: Deployed | None, ch
     return changes
 
 
-def _teardown_messaging(clients: Clients, settings: Settings, changes: Changes) -> None:
+def _teardown_messaging(clients: Clients, settings: StageSettings, changes: Changes) -> None:
     events = clients("events")
     sqs = clients("sqs")
-    bus = settings.event_bus_name
+    bus = settings.core.event_bus_name
     for spec in QUEUES:
         if not spec.detail_types:
             continue
-        delete_rule(events, rule_name(settings, spec), bus, changes)
+        delete_rule(events, rule_name(settings.core, spec), bus, changes)
     for spec in QUEUES:
-        name = settings.queue_name(spec.short)
+        name = settings.core.queue_name(spec.short)
         try:
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         except sqs.exceptions.QueueDoesNotExist:

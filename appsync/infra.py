@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.config import Settings
 from chalicelib.contracts.events import trusted_sources
+from chalicelib.sections import StageSettings
 from chalicelib.topology import QUEUES, QueueSpec, rule_name
 
 
@@ -37,7 +37,7 @@ class Changes:
 class Infra:
     """Provisioner bound to boto3 clients (``sqs``, ``events``) and settings."""
 
-    def __init__(self, clients: Callable[[str], Any], settings: Settings, changes: Changes | None = None) -> None:
+    def __init__(self, clients: Callable[[str], Any], settings: StageSettings, changes: Changes | None = None) -> None:
         self.client = clients
         self.settings = settings
         self.changes = changes or Changes()
@@ -45,7 +45,7 @@ class Infra:
 
     # -- names -------------------------------------------------------------
     def queue_name(self, short: str) -> str:
-        return self.settings.queue_name(short)
+        return self.settings.core.queue_name(short)
 
     def queue_url(self, short: str) -> str:
         return self.client("sqs").get_queue_url(QueueName=self.queue_name(short))["QueueUrl"]
@@ -57,7 +57,7 @@ class Infra:
     # -- bus ---------------------------------------------------------------
     def ensure_bus(self) -> str:
         events = self.client("events")
-        name = self.settings.event_bus_name
+        name = self.settings.core.event_bus_name
         try:
             arn = events.describe_event_bus(Name=name)["Arn"]
             self.changes.record("unchanged", "event bus", name)
@@ -75,7 +75,7 @@ class Infra:
         is refused before any rule sees it.
         """
         partition, account = bus_arn.split(":")[1], bus_arn.split(":")[4]
-        sources = sorted(set(trusted_sources(self.settings.session_event_source).values()))
+        sources = sorted(set(trusted_sources(self.settings.core.session_event_source).values()))
         put = {"Action": "events:PutEvents", "Resource": bus_arn}
         return {"Version": "2012-10-17", "Statement": [
             {"Sid": "ThisAccountKnownSources", "Effect": "Allow",
@@ -87,7 +87,7 @@ class Infra:
 
     def ensure_bus_policy(self, bus_arn: str) -> None:
         events = self.client("events")
-        name = self.settings.event_bus_name
+        name = self.settings.core.event_bus_name
         desired = self.bus_policy(bus_arn)
         current = events.describe_event_bus(Name=name).get("Policy")
         if current and json.loads(current) == desired:
@@ -104,7 +104,8 @@ class Infra:
         }
         if spec.dlq:
             attrs["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": self.queue_arn(spec.dlq), "maxReceiveCount": self.settings.max_receive_count},
+                {"deadLetterTargetArn": self.queue_arn(spec.dlq),
+                 "maxReceiveCount": self.settings.queue.max_receive_count},
                 separators=(",", ":"),
             )
         return attrs
@@ -156,12 +157,12 @@ class Infra:
     # -- rules -------------------------------------------------------------
     def ensure_queue_rule(self, spec: QueueSpec) -> str:
         events = self.client("events")
-        name = rule_name(self.settings, spec)
-        bus = self.settings.event_bus_name
+        name = rule_name(self.settings.core, spec)
+        bus = self.settings.core.event_bus_name
         # Trusted by source, not by name: a SESSION_ENDED from anywhere but the Session Service is not billed.
         # (With several detail-types the pattern would also let one type in from another's source; the
         # consumer checks each pair, so that stays refused.)
-        sources = sorted(set(spec.accepted_sources(self.settings).values()))
+        sources = sorted(set(spec.accepted_sources(self.settings.core).values()))
         pattern = json.dumps({"source": sources, "detail-type": list(spec.detail_types)}, separators=(",", ":"))
         try:
             current = events.describe_rule(Name=name, EventBusName=bus)

@@ -33,11 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import Settings
 from chalicelib.contracts.events import (
     BILLING_FAILED,
     EVENT_SOURCES,
@@ -47,6 +45,7 @@ from chalicelib.contracts.events import (
     PAYMENT_FAILED,
     USER_REGISTERED,
 )
+from chalicelib.sections import StageSettings
 
 CHALICE_DIR = Path(__file__).resolve().parents[1] / ".chalice"
 POLICY_STAGES = ("dev", "prod")
@@ -79,10 +78,9 @@ def published_sources(function: str) -> list[str]:
     return sorted({EVENT_SOURCES[event_type] for event_type in _NEEDS[function].get("publish", ())})
 
 
-def secret_ids(settings: Settings) -> list[str]:
+def secret_ids(settings: StageSettings) -> list[str]:
     """The secrets ``settings`` name by id: the values of every ``*_SECRET_ID`` setting that is set."""
-    return sorted({getattr(settings, f.name) for f in fields(Settings)
-                   if f.metadata["env"].endswith("_SECRET_ID") and getattr(settings, f.name)})
+    return sorted({value for env, value in settings.by_variable().items() if env.endswith("_SECRET_ID") and value})
 
 
 def secret_arn(secret_id: str) -> str:
@@ -94,18 +92,18 @@ def policy_file_name(stage: str, function: str) -> str:
     return f"policy-{stage}-{function}.json"
 
 
-def _queue_arn(settings: Settings, short: str) -> str:
-    return f"arn:aws:sqs:*:*:{settings.queue_name(short)}"
+def _queue_arn(settings: StageSettings, short: str) -> str:
+    return f"arn:aws:sqs:*:*:{settings.core.queue_name(short)}"
 
 
-def policy_document(settings: Settings, function: str) -> dict[str, Any]:
-    """The IAM policy for ``function`` in ``settings.stage``; ``settings`` as that function sees them.
+def policy_document(settings: StageSettings, function: str) -> dict[str, Any]:
+    """The IAM policy for ``function`` in the stage of ``settings``; ``settings`` as that function sees them.
 
     Pass :func:`stage_settings` with ``function``: stage-level settings name no secret, so the
     policy would get no secret grant.
     """
     needs = _NEEDS[function]
-    lambda_name = f"{settings.app_name}-{settings.stage}-{function}"
+    lambda_name = f"{settings.core.app_name}-{settings.core.stage}-{function}"
     log_group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{lambda_name}"
     statements: list[dict[str, Any]] = [
         {"Sid": "OwnLogGroup", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [log_group]},
@@ -127,13 +125,13 @@ def policy_document(settings: Settings, function: str) -> dict[str, Any]:
         })
     if needs.get("publish"):
         statements.append({"Sid": "PublishToBus", "Effect": "Allow", "Action": ["events:PutEvents"],
-                           "Resource": [f"arn:aws:events:*:*:event-bus/{settings.event_bus_name}"],
+                           "Resource": [f"arn:aws:events:*:*:event-bus/{settings.core.event_bus_name}"],
                            "Condition": {"StringEquals": {"events:source": published_sources(function)}}})
     if secret_ids(settings):
         statements.append({"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                            "Resource": [secret_arn(secret_id) for secret_id in secret_ids(settings)]})
     if needs.get("invoke"):
-        target = f"{settings.app_name}-{settings.stage}-{needs['invoke']}"
+        target = f"{settings.core.app_name}-{settings.core.stage}-{needs['invoke']}"
         statements.append({"Sid": "InvokeForRedrive", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
                            "Resource": [f"arn:aws:lambda:*:*:function:{target}"]})
     return {"Version": "2012-10-17", "Statement": statements}
@@ -143,7 +141,7 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
 
 
-def stage_settings(stage: str, chalice_dir: Path = CHALICE_DIR, function: str | None = None) -> Settings:
+def stage_settings(stage: str, chalice_dir: Path = CHALICE_DIR, function: str | None = None) -> StageSettings:
     """Settings as the stage's Lambdas (or ``function``) see them: config.json environment over the defaults."""
     from appsync.deploy import settings_for_stage
 

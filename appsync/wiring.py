@@ -25,7 +25,7 @@ from typing import Any
 
 from appsync.drift import same
 from appsync.infra import Changes
-from chalicelib.config import Settings
+from chalicelib.sections import StageSettings
 from chalicelib.topology import QUEUES, rule_name
 
 SCHEDULE_DLQ = "ocm-sync-dlq"
@@ -59,7 +59,7 @@ class Deployed:
 class Wiring:
     """Attaches the settings above; every method records created/updated/unchanged."""
 
-    def __init__(self, clients: Callable[[str], Any], settings: Settings, changes: Changes, deployed: Deployed,
+    def __init__(self, clients: Callable[[str], Any], settings: StageSettings, changes: Changes, deployed: Deployed,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = clients
         self.settings = settings
@@ -69,7 +69,7 @@ class Wiring:
 
     def _queue_arn(self, short: str) -> str:
         sqs = self.client("sqs")
-        url = sqs.get_queue_url(QueueName=self.settings.queue_name(short))["QueueUrl"]
+        url = sqs.get_queue_url(QueueName=self.settings.core.queue_name(short))["QueueUrl"]
         return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
     # -- event source mappings ----------------------------------------------------------
@@ -144,11 +144,11 @@ class Wiring:
     def dlq_sources(self) -> dict[str, list[str]]:
         """DLQ short name -> ARNs of the rules whose targets dead-letter into it."""
         events = self.client("events")
-        bus = self.settings.event_bus_name
+        bus = self.settings.core.event_bus_name
         sources: dict[str, list[str]] = {}
         for spec in QUEUES:
             if spec.dlq and spec.detail_types:
-                arn = events.describe_rule(Name=rule_name(self.settings, spec), EventBusName=bus)["Arn"]
+                arn = events.describe_rule(Name=rule_name(self.settings.core, spec), EventBusName=bus)["Arn"]
                 sources.setdefault(spec.dlq, []).append(arn)
         schedule_arns = self.schedule_rule_arns()
         if schedule_arns:
@@ -158,7 +158,7 @@ class Wiring:
     def ensure_dlq_policies(self) -> None:
         sqs = self.client("sqs")
         for short, rule_arns in sorted(self.dlq_sources().items()):
-            url = sqs.get_queue_url(QueueName=self.settings.queue_name(short))["QueueUrl"]
+            url = sqs.get_queue_url(QueueName=self.settings.core.queue_name(short))["QueueUrl"]
             policy = {
                 "Version": "2012-10-17",
                 "Statement": [{
@@ -171,7 +171,7 @@ class Wiring:
                 }],
             }
             current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
-            name = self.settings.queue_name(short)
+            name = self.settings.core.queue_name(short)
             if current.get("Policy") and json.loads(current["Policy"]) == policy:
                 self.changes.record("unchanged", "queue policy", name)
                 continue

@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.billing import entry, service  # noqa: E402
 from chalicelib.billing.repository import INDEXES, BillingRepository  # noqa: E402
-from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.contracts.events import USER_REGISTERED, parse_event  # noqa: E402
 from chalicelib.events.publisher import RecordingPublisher  # noqa: E402
 from chalicelib.observability.logs import logger  # noqa: E402
+from chalicelib.sections import load_stage_settings  # noqa: E402
 from chalicelib.store import ensure_indexes  # noqa: E402
 from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
 
@@ -91,7 +91,7 @@ def session_bodies(users: list[str], events: int) -> list[str]:
 
 def run_once(uri: str, database: str, events: int, batch: int) -> dict[str, Any]:
     """Bill ``events`` new sessions, then deliver each again; counts and rates of both passes."""
-    settings = load_settings({"JUCR_STAGE": "test", "WALLET_OPENING_BALANCE": "10000"})
+    settings = load_stage_settings({"JUCR_STAGE": "test", "WALLET_OPENING_BALANCE": "10000"})
     counter = CommandCounter()
     client = MongoClient(uri, tz_aware=True, event_listeners=[counter])
     db = client[database]
@@ -99,7 +99,7 @@ def run_once(uri: str, database: str, events: int, batch: int) -> dict[str, Any]
     publisher = RecordingPublisher()
     deps = service.BillingDeps(repo=BillingRepository(db), publisher=publisher,
                                clock=lambda: dt.datetime.now(dt.UTC),
-                               policy=service.BillingPolicy.from_settings(settings))
+                               policy=service.BillingPolicy.from_settings(settings.billing))
     users = [str(uuid.uuid4()) for _ in range(max(1, events // 4))]
     for user in users:
         service.open_wallet(deps, parse_event(USER_REGISTERED, {"userId": user,
@@ -112,8 +112,8 @@ def run_once(uri: str, database: str, events: int, batch: int) -> dict[str, Any]
         started = time.perf_counter()
         for start in range(0, events, batch):
             event = {"Records": records(bodies[start:start + batch], receive_count)}
-            failures += len(entry.bill_records(event, None, deps, max_receives=settings.max_receive_count,
-                                               settings=settings, sqs=NoSqs(),
+            failures += len(entry.bill_records(event, None, deps, max_receives=settings.queue.max_receive_count,
+                                               core=settings.core, queue=settings.queue, sqs=NoSqs(),
                                                clock=lambda: dt.datetime.now(dt.UTC))["batchItemFailures"])
         return time.perf_counter() - started, counter.total(), failures, dict(counter.counts)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import cli_exits
-from chalicelib.config import ConfigError, load_settings
+from chalicelib.config import ConfigError
+from chalicelib.sections import all_sections, load_stage_settings
 from chalicelib.store.errors import StoreError
 
 # Store or AWS unreachable: a clear JSON error and exit code 5, never a stack trace.
@@ -61,24 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="JUCR operator commands; every command prints JSON.",
                                      epilog=cli_exits.epilog(*cli_exits.MEANINGS), formatter_class=raw)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    settings_cmd = sub.add_parser("settings", help="print the effective settings (secrets hidden)",
-                                  description="The effective settings (secrets hidden); with `make run` up, "
-                                              "the running stack's values.",
+    settings_cmd = sub.add_parser("settings", help="print the effective settings by section (secrets hidden)",
+                                  description="The effective settings, section by section (secrets hidden); "
+                                              "with `make run` up, the running stack's values.",
                                   epilog=cli_exits.epilog(), formatter_class=raw)
     settings_cmd.set_defaults(func=_print_settings)
     indexes_cmd = sub.add_parser("indexes", help="create every collection index (idempotent; run at deploy)",
                                  epilog=cli_exits.epilog(), formatter_class=raw)
     indexes_cmd.set_defaults(func=_ensure_indexes)
+    from chalicelib.billing import cli as billing_cli
     from chalicelib.dlq import cli as dlq_cli
     from chalicelib.ocm import cli as ocm_cli
 
-    for module in (ocm_cli, dlq_cli):
+    for module in (ocm_cli, dlq_cli, billing_cli):
         module.register(sub)
     return parser
 
 
 def _print_settings(args: argparse.Namespace) -> int:
-    print(json.dumps(load_settings().redacted(), indent=2))
+    print(json.dumps(all_sections(), indent=2))
     return cli_exits.OK
 
 
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        load_settings()
+        load_stage_settings()  # every section: an operator's command checks the whole stage, and says all that is wrong
     except ConfigError as exc:
         print(json.dumps({"error": "ConfigError", "message": str(exc)}), file=sys.stderr)
         return cli_exits.BAD_INPUT

@@ -3,6 +3,11 @@
 Handlers call these getters; logic receives what they return as arguments.
 Everything is built lazily on first use and cached per process (Lambda warm
 starts reuse it); nothing here runs at import time.
+
+Settings come in sections (``chalicelib.config``): ``settings(BillingSettings)`` loads and
+validates that section alone, once per process, so each Lambda checks exactly the
+variables it uses. The getters below ask for the sections their adapters need
+(``CoreSettings`` for AWS clients and the bus, ``StoreSettings`` for the database).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
-from chalicelib.config import Settings, get_settings
+from chalicelib.config import CoreSettings, SectionT, get_section
 
 _lock = threading.Lock()
 
@@ -25,8 +30,9 @@ def utc_now() -> dt.datetime:
 Clock = Callable[[], dt.datetime]
 
 
-def settings() -> Settings:
-    return get_settings()
+def settings(section: type[SectionT]) -> SectionT:
+    """The section ``section`` for this process: validated on first use, then kept."""
+    return get_section(section)
 
 
 @cache
@@ -35,7 +41,7 @@ def aws_client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    s = get_settings()
+    s = get_section(CoreSettings)
     with _lock:
         return boto3.client(
             service,
@@ -68,14 +74,18 @@ def resolved_secret(plain: str, secret_id: str) -> str:
 
 def mongodb_uri() -> str:
     """``MONGODB_URI``, or the value of ``MONGODB_URI_SECRET_ID``; "" means the embedded default."""
-    s = get_settings()
+    from chalicelib.store.settings import StoreSettings
+
+    s = get_section(StoreSettings)
     return resolved_secret(s.mongodb_uri, s.mongodb_uri_secret_id)
 
 
 def database():
     from chalicelib.store import get_database
+    from chalicelib.store.settings import StoreSettings
 
-    return get_database(get_settings(), uri=mongodb_uri())
+    core = get_section(CoreSettings)
+    return get_database(get_section(StoreSettings), uri=mongodb_uri(), appname=f"{core.app_name}-{core.stage}")
 
 
 _indexed: set[tuple[str, str, str]] = set()
@@ -89,10 +99,10 @@ def indexed_database(specs: list, owner: str):
     "exactly one" into "probably one".
     """
     from chalicelib.store import ensure_indexes
+    from chalicelib.store.settings import StoreSettings
 
-    s = get_settings()
     db = database()
-    key = (mongodb_uri(), s.mongodb_db, owner)
+    key = (mongodb_uri(), get_section(StoreSettings).mongodb_db, owner)
     if key not in _indexed:
         with _lock:
             if key not in _indexed:
@@ -103,7 +113,7 @@ def indexed_database(specs: list, owner: str):
 
 def publisher():
     """One publisher per bus per process; it keeps its boto3 client warm across invocations."""
-    return _publisher_for(get_settings().event_bus_name)
+    return _publisher_for(get_section(CoreSettings).event_bus_name)
 
 
 @lru_cache(maxsize=4)

@@ -26,7 +26,7 @@ MEANINGS: dict[int, str] = {
     STOPPED_EARLY: "ocm-sync stopped early (--max-pages / --time-budget); run again to continue",
     KEY_REFUSED: "OpenChargeMap refused the key (OCM_API_KEY)",
     UNAVAILABLE: "store, AWS or OpenChargeMap unreachable (a JSON error on stderr)",
-    NOT_FOUND: "dlq show: no such message id or key",
+    NOT_FOUND: "dlq show: no such message id or key; credit-note: no such invoice",
 }
 
 # Every command can fail on its arguments, its settings or an unreachable service.

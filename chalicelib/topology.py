@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.config import Settings
+from chalicelib.config import CoreSettings, queue_name
 from chalicelib.contracts.events import SESSION_ENDED, USER_REGISTERED, trusted_sources
 
 # Function timeouts (seconds); .chalice/config.json must say the same (a test ties them).
@@ -50,7 +50,7 @@ class QueueSpec:
     def retention(self) -> int:
         return DLQ_RETENTION_SECONDS if self.is_dlq else SOURCE_RETENTION_SECONDS
 
-    def accepted_sources(self, settings: Settings) -> dict[str, str]:
+    def accepted_sources(self, settings: CoreSettings) -> dict[str, str]:
         """Detail-type -> the one source this queue takes it from; empty for a DLQ.
 
         The bus rule feeding the queue and the batch runner consuming it both read this,
@@ -78,7 +78,7 @@ def queue_spec(short: str) -> QueueSpec:
     raise KeyError(f"unknown queue {short!r}; expected one of {', '.join(QUEUE_SHORT_NAMES)}")
 
 
-def accepted_sources(short: str, settings: Settings) -> dict[str, str]:
+def accepted_sources(short: str, settings: CoreSettings) -> dict[str, str]:
     """The queue's detail-type -> trusted source map; empty for a DLQ or a queue not in the topology."""
     try:
         return queue_spec(short).accepted_sources(settings)
@@ -86,5 +86,6 @@ def accepted_sources(short: str, settings: Settings) -> dict[str, str]:
         return {}
 
 
-def rule_name(settings: Settings, queue: QueueSpec) -> str:
-    return f"{settings.app_name}-{settings.stage}-to-{queue.short}"
+def rule_name(settings: CoreSettings, queue: QueueSpec) -> str:
+    """The bus rule feeding ``queue``: ``<app>-<stage>-to-<short>``, by the same rule as the queue's name."""
+    return queue_name(settings.app_name, settings.stage, f"to-{queue.short}")

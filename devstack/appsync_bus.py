@@ -21,7 +21,7 @@ from moto.events.utils import EventTemplateParser
 
 from appsync.infra import Changes
 from appsync.subscriptions import BusTarget, bus_rule_name, bus_targets
-from chalicelib.config import Settings
+from chalicelib.config import CoreSettings
 from chalicelib.observability.logs import logger
 from devstack.gateway import Gateway
 from devstack.pump import queue_behind_rules
@@ -34,11 +34,11 @@ LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/local-events-to-appsync"
 Publish = Callable[[str, dict[str, Any]], None]
 
 
-def tap_queue_name(settings: Settings) -> str:
+def tap_queue_name(settings: CoreSettings) -> str:
     return f"{settings.app_name}-{settings.stage}-appsync-tap"
 
 
-def provision(clients: Callable[[str], Any], settings: Settings, schema: Any,
+def provision(clients: Callable[[str], Any], settings: CoreSettings, schema: Any,
               changes: Changes | None = None) -> tuple[str, str]:
     """Put the bus -> AppSync rules into moto, targeting the tap queue; returns its URL and ARN."""
     changes = changes or Changes()

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from chalicelib import bootstrap
+from chalicelib.config import CoreSettings
 from chalicelib.contracts.events import trusted_sources
 
 
@@ -13,7 +14,7 @@ def put_raw_event(body: Any) -> tuple[int, dict[str, Any]]:
     """Accept the seed form ``{"eventType": ..., ...}`` or an entry ``{"detail-type", "detail", "source"}``."""
     if not isinstance(body, dict):
         return 400, {"error": "an event must be a JSON object"}
-    settings = bootstrap.settings()
+    settings = bootstrap.settings(CoreSettings)
     sources = trusted_sources(settings.session_event_source)  # a seed goes out as its trusted producer would
     if "detail-type" in body or "detail" in body:
         detail_type, detail = body.get("detail-type"), body.get("detail")

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.config import Settings
+from chalicelib.config import CoreSettings
 from chalicelib.observability.logs import scrub
 from chalicelib.topology import QueueSpec
 from devstack.pump import QueuePump, queue_behind_rules
@@ -25,12 +25,12 @@ SPEC = QueueSpec(short="bus-log", consumer=None, batch_size=10)
 CATCH_ALL = {"source": [{"exists": True}]}
 
 
-def name(settings: Settings) -> str:
+def name(settings: CoreSettings) -> str:
     """The rule's name, also its queue's, beside the stage's other resources."""
     return f"{settings.app_name}-{settings.stage}-local-bus-log"
 
 
-def provision(clients: Callable[[str], Any], settings: Settings) -> tuple[str, str]:
+def provision(clients: Callable[[str], Any], settings: CoreSettings) -> tuple[str, str]:
     """The catch-all rule and its queue in moto (idempotent); returns the queue's URL and ARN."""
     return queue_behind_rules(clients, settings.event_bus_name, name(settings), {name(settings): CATCH_ALL},
                               "local-bus-log")
@@ -62,7 +62,7 @@ class BusLog:
         return {"batchItemFailures": []}
 
 
-def start(clients: Callable[[str], Any], settings: Settings, emit: Emit) -> QueuePump:
+def start(clients: Callable[[str], Any], settings: CoreSettings, emit: Emit) -> QueuePump:
     """Provision the rule and start its pump; the pump's own per-message lines are off (one line per event)."""
     url, arn = provision(clients, settings)
     pump = QueuePump(clients("sqs"), SPEC, url, arn, BusLog(emit), emit, settings.aws_region, report=False)

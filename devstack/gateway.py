@@ -31,7 +31,7 @@ from graphql.language import (
 
 from appsync.limits import validation_rules
 from appsync.prelude import APPSYNC_PRELUDE
-from chalicelib.config import get_settings
+from chalicelib.config import CoreSettings, get_section
 from chalicelib.contracts.errors import ApiError
 from chalicelib.observability.logs import logger
 from devstack.graphql_errors import public_message
@@ -81,7 +81,7 @@ class Gateway:
         self.resolver_map = load_resolver_map()
         self.iam_fields = frozenset(self.resolver_map["iam_fields"])
         self.public_fields = frozenset(self.resolver_map["public_fields"])
-        self.stage = stage or get_settings().stage
+        self.stage = stage or get_section(CoreSettings).stage
         self.limit_rules = validation_rules(self.resolver_map["resolvers"], self.stage)
 
     def handle(self, body: Any, authorization: str | None, iam: bool = False,

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +55,9 @@ def stack_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]
     stage would read its key from Secrets Manager, and this way tokens from either mode verify in both.
     """
     from chalicelib.auth.keys import DEV_KEY_DIR, dev_keyring
-    from chalicelib.config import Settings
+    from chalicelib.sections import all_variables
 
-    names = {f.metadata["env"] for f in fields(Settings)} | {
+    names = {v.env for v in all_variables()} | {
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "POWERTOOLS_METRICS_NAMESPACE"}
     env = {name: environ[name] for name in names if name in environ}
     if not (env.get("JWT_PRIVATE_KEY") or env.get("JWT_PUBLIC_KEY") or env.get("JWT_KEY_SECRET_ID")):

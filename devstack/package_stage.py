@@ -45,9 +45,9 @@ class PackageStage:
 
     @property
     def settings(self):
-        from chalicelib.config import load_settings
+        from chalicelib.sections import load_stage_settings
 
-        return load_settings({**self.stage_env, **self.function_env()})
+        return load_stage_settings({**self.stage_env, **self.function_env()})
 
     def function_env(self) -> dict[str, str]:
         return {
@@ -87,15 +87,15 @@ class PackageStage:
         secrets = self.client("secretsmanager")
         secrets.create_secret(Name=keys.signing_id, SecretString=KeyRing.generate().private_pem())
         ensure_public_keys(self.client, keys, Changes())
-        ocm = settings_for_stage("prod", base_env={}, function="ocm_sync").ocm_api_key_secret_id
+        ocm = settings_for_stage("prod", base_env={}, function="ocm_sync").ocm.ocm_api_key_secret_id
         secrets.create_secret(Name=ocm, SecretString="package-suite-ocm-key")  # the stand-in checks no key
-        queue_behind_rules(self.client, settings.event_bus_name, CAPTURE_QUEUE,
+        queue_behind_rules(self.client, settings.core.event_bus_name, CAPTURE_QUEUE,
                            {CAPTURE_QUEUE: {"detail-type": list(PUBLISHED)}}, "capture")
 
     def queue_url(self, short: str) -> str:
         """A queue of the stage by short name (``capture``: what the functions published)."""
         if "short" not in self._queues:
-            names = self.settings.queue_name
+            names = self.settings.core.queue_name
             self._queues["short"] = StageQueues(self.client("sqs"),
                                                 lambda short: CAPTURE_QUEUE if short == "capture" else names(short))
         return self._queues["short"].url(short)

@@ -49,11 +49,12 @@ def start(port: int, emit: Callable[[dict[str, Any]], None], say: Callable[[str]
     import app as chalice_app
     from appsync.infra import Changes
     from chalicelib import bootstrap
+    from chalicelib.config import CoreSettings
     from devstack import appsync_bus, package_mode
     from devstack.gateway import Gateway, in_process_invoker
 
     say("bus -> AppSync rules (the deploy step's patterns and targets), tapped locally:")
-    settings = bootstrap.settings()
+    settings = bootstrap.settings(CoreSettings)
     gateway = Gateway(package_mode.package_invoker(in_process_invoker(chalice_app.app)))
     url, arn = appsync_bus.provision(bootstrap.aws_client, settings, gateway.schema,
                                      Changes(echo=lambda line: say(f"  {line}")))

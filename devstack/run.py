@@ -136,10 +136,11 @@ class Stack:
     def provision(self) -> None:
         from appsync.infra import Changes, Infra
         from chalicelib import bootstrap
+        from chalicelib.sections import load_stage_settings
         from chalicelib.store import ensure_indexes
 
         bootstrap.reset()
-        settings = bootstrap.settings()
+        settings = load_stage_settings()  # the deploy step's code wants the whole stage
         changes = Changes(echo=lambda line: _say(f"  {line}"))
         _say("provisioning bus, queues and rules into moto (same code as the deploy step):")
         infra = Infra(bootstrap.aws_client, settings, changes)
@@ -157,11 +158,12 @@ class Stack:
         import app as chalice_app
         from appsync.infra import Infra
         from chalicelib import bootstrap
+        from chalicelib.sections import load_stage_settings
         from chalicelib.topology import QUEUES
         from devstack.chaos_hook import install_from_environment
         from devstack.pump import QueuePump
 
-        settings = bootstrap.settings()
+        settings = load_stage_settings()
         install_from_environment(dict(os.environ), _say)
         infra = Infra(bootstrap.aws_client, settings)
         base = float(os.environ.get("SQS_BACKOFF_BASE_SECONDS", "1"))
@@ -171,7 +173,7 @@ class Stack:
             if handler is None:
                 continue
             pump = QueuePump(bootstrap.aws_client("sqs"), spec, infra.queue_url(spec.short),
-                             infra.queue_arn(spec.short), handler, _emit, settings.aws_region, backoff_base=base)
+                             infra.queue_arn(spec.short), handler, _emit, settings.core.aws_region, backoff_base=base)
             pump.start()
             self.pumps.append(pump)
         _say(f"event pumps: {', '.join(f'{p.spec.short}->{p.spec.consumer}' for p in self.pumps if p.spec.consumer)}")
@@ -185,9 +187,10 @@ class Stack:
 
     def start_bus_log(self) -> None:
         from chalicelib import bootstrap
+        from chalicelib.config import CoreSettings
         from devstack import bus_log
 
-        self.pumps.append(bus_log.start(bootstrap.aws_client, bootstrap.settings(), _emit))
+        self.pumps.append(bus_log.start(bootstrap.aws_client, bootstrap.settings(CoreSettings), _emit))
         _say("bus log: one line per event on the bus (a catch-all rule and its queue)")
 
     def start_realtime(self) -> None:
@@ -198,11 +201,9 @@ class Stack:
 
     def write_state(self, http_url: str) -> None:
         """Endpoints and every non-secret setting the stack runs with, for the operator CLI and the tests."""
-        from dataclasses import fields
+        from chalicelib.sections import all_variables
 
-        from chalicelib.config import Settings
-
-        keys = [f.metadata["env"] for f in fields(Settings) if not f.metadata["secret"]]
+        keys = [v.env for v in all_variables() if not v.secret]
         keys += ["MONGODB_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]  # local stand-ins' values only
         state = {"pid": os.getpid(), "graphql": f"{http_url}/graphql",
                  **({"realtime": self.realtime.url} if self.realtime else {}),

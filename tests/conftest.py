@@ -29,8 +29,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from chalicelib import bootstrap  # noqa: E402
-from chalicelib.config import Settings, load_settings  # noqa: E402
 from chalicelib.events.queues import StageQueues  # noqa: E402
+from chalicelib.sections import StageSettings, load_stage_settings  # noqa: E402
 from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
 from devstack.pump import drain_queue  # noqa: E402
 from devstack.stack_client import StackClient  # noqa: E402
@@ -90,12 +90,12 @@ REAL_MONGODB_URI = os.environ.get("MONGODB_URI") or None
 
 
 @pytest.fixture
-def settings(monkeypatch, mongo_uri) -> Settings:
+def settings(monkeypatch, mongo_uri) -> StageSettings:
     env = dict(TEST_ENV, MONGODB_URI=mongo_uri, MONGODB_DB=f"t_{uuid.uuid4().hex[:12]}")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     bootstrap.reset()
-    yield load_settings(env)
+    yield load_stage_settings(env)
     bootstrap.reset()
 
 
@@ -104,16 +104,16 @@ def db(settings):
     """A fresh database for this test (embedded, or real MongoDB when marked and configured)."""
     from pymongo import MongoClient
 
-    client = MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
-    database = client[settings.mongodb_db]
+    client = MongoClient(settings.store.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+    database = client[settings.store.mongodb_db]
     yield database
-    client.drop_database(settings.mongodb_db)
+    client.drop_database(settings.store.mongodb_db)
     client.close()
 
 
 @dataclass
 class AwsStandIn:
-    settings: Settings
+    settings: StageSettings
 
     def client(self, name: str):
         return bootstrap.aws_client(name)
@@ -121,7 +121,7 @@ class AwsStandIn:
     @cached_property
     def queues(self) -> StageQueues:
         """The stage's queues by short name, through the runtime's own SQS adapter."""
-        return StageQueues(self.client("sqs"), self.settings.queue_name)
+        return StageQueues(self.client("sqs"), self.settings.core.queue_name)
 
     def queue_url(self, short: str) -> str:
         return self.queues.url(short)
@@ -141,8 +141,9 @@ def aws(settings, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         bootstrap.reset()
-        Infra(bootstrap.aws_client, bootstrap.settings()).apply_messaging()
-        yield AwsStandIn(bootstrap.settings())
+        stage = load_stage_settings()
+        Infra(bootstrap.aws_client, stage).apply_messaging()
+        yield AwsStandIn(stage)
         bootstrap.reset()
 
 

@@ -1,10 +1,11 @@
 """Lambda glue for auth: the AppSync authorizer and the auth resolver.
 
 ``authorize`` is on every uncached API call, so this module imports only the
-authorizer's own path (settings, keys, pyjwt + cryptography, Powertools' event
-data classes). The resolver's fields (``graphql.py``) and their dependencies
-(pymongo, boto3, marshmallow, Powertools' event handler) load inside ``resolve``,
-on the resolver Lambda only.
+authorizer's own path (its settings sections, keys, pyjwt + cryptography, Powertools'
+event data classes). The resolver's fields (``graphql.py``) and their dependencies
+(pymongo, boto3, Powertools' event handler) load inside ``resolve``, on the resolver
+Lambda only. The authorizer validates only ``CoreSettings`` and ``AuthorizerSettings``:
+a malformed billing or sign-in setting cannot make it deny every call.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import bootstrap
 from chalicelib.auth.authorizer import DENY, AuthorizerConfig, DenyList, decide
 from chalicelib.auth.keys import load_keyring, load_verifying_keys
-from chalicelib.config import Settings
+from chalicelib.auth.settings import AuthorizerSettings, AuthSettings
+from chalicelib.config import CoreSettings
 
 if TYPE_CHECKING:  # imported inside _deps at run time: the authorizer never loads the service
     from chalicelib.auth.service import AuthDeps
 
 
 @lru_cache(maxsize=4)
-def _authorizer_config(settings: Settings) -> AuthorizerConfig:
+def _authorizer_config(settings: AuthorizerSettings, stage: str) -> AuthorizerConfig:
     return AuthorizerConfig(
-        keys=load_verifying_keys(settings),  # public keys only: the authorizer never sees the signing key
+        keys=load_verifying_keys(settings, stage),  # public keys only: the authorizer never sees the signing key
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         cache_seconds=settings.jwt_authorizer_cache_seconds,
@@ -35,7 +37,7 @@ def _authorizer_config(settings: Settings) -> AuthorizerConfig:
 def authorize(event: Any) -> dict[str, Any]:
     """AppSync Lambda authorizer: ``{isAuthorized, resolverContext, ttlOverride}`` (``authorizer.decide``)."""
     try:
-        config = _authorizer_config(bootstrap.settings())
+        config = _authorizer_config(bootstrap.settings(AuthorizerSettings), bootstrap.settings(CoreSettings).stage)
     except Exception as exc:  # misconfiguration must deny, never let a request through or crash
         from chalicelib.observability.logs import logger
 
@@ -48,14 +50,14 @@ def _deps() -> AuthDeps:
     from chalicelib.auth.repository import INDEXES, AuthRepository
     from chalicelib.auth.service import AuthDeps, AuthPolicy
 
-    settings = bootstrap.settings()
+    own, verifying = bootstrap.settings(AuthSettings), bootstrap.settings(AuthorizerSettings)
     db = bootstrap.indexed_database(INDEXES, "auth")  # the unique email index makes registration safe
     return AuthDeps(
         repo=AuthRepository(db),
         publisher=bootstrap.publisher(),
         clock=bootstrap.utc_now,
-        keys=load_keyring(settings),
-        policy=AuthPolicy.from_settings(settings),
+        keys=load_keyring(own, verifying, bootstrap.settings(CoreSettings).stage),
+        policy=AuthPolicy.from_settings(own, verifying),
     )
 
 

@@ -47,7 +47,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from chalicelib.config import ConfigError, Settings
+from chalicelib.auth.settings import AuthorizerSettings, AuthSettings
+from chalicelib.config import ConfigError
 
 ALGORITHM = "EdDSA"
 DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".local" / "dev-jwt"
@@ -162,29 +163,33 @@ def load_previous_keys(text: str) -> tuple[Ed25519PublicKey, ...]:
     return tuple(_load_public(block, "JWT_PREVIOUS_PUBLIC_KEYS") for block in blocks)
 
 
-def load_verifying_keys(settings: Settings, *, dev_dir: Path = DEV_KEY_DIR, secrets_client: Any = None) -> KeyRing:
-    """The authorizer's keys: public only, cached per process (see the module docstring for the order)."""
-    cache_key = ("verify", settings.jwt_public_key, settings.jwt_public_keys_secret_id, settings.stage,
+def load_verifying_keys(settings: AuthorizerSettings, stage: str, *, dev_dir: Path = DEV_KEY_DIR,
+                        secrets_client: Any = None) -> KeyRing:
+    """The authorizer's keys: public only, cached per process (see the module docstring for the order).
+
+    ``stage`` decides whether the dev key may stand in when no key is configured.
+    """
+    cache_key = ("verify", settings.jwt_public_key, settings.jwt_public_keys_secret_id, stage,
                  settings.jwt_previous_public_keys, str(dev_dir))
     with _lock:
         ring = _cache.get(cache_key)
         if ring is None:
-            found = _resolve_verifying(settings, dev_dir, secrets_client)
+            found = _resolve_verifying(settings, stage, dev_dir, secrets_client)
             ring = dataclasses.replace(found, previous=found.previous + load_previous_keys(
                 settings.jwt_previous_public_keys))
             _cache[cache_key] = ring
         return ring
 
 
-def _resolve_verifying(settings: Settings, dev_dir: Path, secrets_client: Any) -> KeyRing:
+def _resolve_verifying(settings: AuthorizerSettings, stage: str, dev_dir: Path, secrets_client: Any) -> KeyRing:
     if settings.jwt_public_key:
         return KeyRing(public_key=_load_public(settings.jwt_public_key))
     if settings.jwt_public_keys_secret_id:
         secret_id = settings.jwt_public_keys_secret_id
         return parse_public_keys_secret(_secret_text(secret_id, secrets_client), secret_id)
-    if settings.stage in DEV_STAGES:
+    if stage in DEV_STAGES:
         return KeyRing(public_key=dev_keyring(dev_dir).public_key)
-    raise ConfigError(f"JWT_PUBLIC_KEYS_SECRET_ID or JWT_PUBLIC_KEY is required in stage {settings.stage!r}")
+    raise ConfigError(f"JWT_PUBLIC_KEYS_SECRET_ID or JWT_PUBLIC_KEY is required in stage {stage!r}")
 
 
 def parse_public_keys_secret(text: str, secret_id: str) -> KeyRing:
@@ -204,15 +209,21 @@ def parse_public_keys_secret(text: str, secret_id: str) -> KeyRing:
                    previous=tuple(_load_public(pem, f"secret {secret_id} previousPublicKeys") for pem in previous))
 
 
-def load_keyring(settings: Settings, *, dev_dir: Path = DEV_KEY_DIR, secrets_client: Any = None) -> KeyRing:
-    """The key ring for ``settings``, cached per process (see the module docstring for the order)."""
-    cache_key = (settings.jwt_private_key, settings.jwt_public_key, settings.jwt_key_secret_id, settings.stage,
-                 settings.jwt_previous_public_keys, str(dev_dir))
+def load_keyring(settings: AuthSettings, verifying: AuthorizerSettings, stage: str, *, dev_dir: Path = DEV_KEY_DIR,
+                 secrets_client: Any = None) -> KeyRing:
+    """The signing key ring, cached per process (see the module docstring for the order).
+
+    The private key comes from ``settings``; the public key it must match and the retired keys
+    from ``verifying``, the authorizer's section, so both sides verify with the same keys.
+    """
+    cache_key = (settings.jwt_private_key, verifying.jwt_public_key, settings.jwt_key_secret_id, stage,
+                 verifying.jwt_previous_public_keys, str(dev_dir))
     with _lock:
         ring = _cache.get(cache_key)
         if ring is None:
-            previous = load_previous_keys(settings.jwt_previous_public_keys)
-            ring = dataclasses.replace(_resolve(settings, dev_dir, secrets_client), previous=previous)
+            previous = load_previous_keys(verifying.jwt_previous_public_keys)
+            ring = dataclasses.replace(_resolve(settings, verifying.jwt_public_key, stage, dev_dir, secrets_client),
+                                       previous=previous)
             _cache[cache_key] = ring
         return ring
 
@@ -222,16 +233,14 @@ def reset_keyring_cache() -> None:
         _cache.clear()
 
 
-def _resolve(settings: Settings, dev_dir: Path, secrets_client: Any) -> KeyRing:
-    if settings.jwt_private_key or settings.jwt_public_key:
-        return KeyRing.from_pem(settings.jwt_private_key or None, settings.jwt_public_key or None)
+def _resolve(settings: AuthSettings, public_pem: str, stage: str, dev_dir: Path, secrets_client: Any) -> KeyRing:
+    if settings.jwt_private_key or public_pem:
+        return KeyRing.from_pem(settings.jwt_private_key or None, public_pem or None)
     if settings.jwt_key_secret_id:
         return _from_secret(settings.jwt_key_secret_id, secrets_client)
-    if settings.stage in DEV_STAGES:
+    if stage in DEV_STAGES:
         return dev_keyring(dev_dir)
-    raise ConfigError(
-        f"JWT_PRIVATE_KEY/JWT_PUBLIC_KEY or JWT_KEY_SECRET_ID is required in stage {settings.stage!r}"
-    )
+    raise ConfigError(f"JWT_PRIVATE_KEY/JWT_PUBLIC_KEY or JWT_KEY_SECRET_ID is required in stage {stage!r}")
 
 
 def _secret_text(secret_id: str, client: Any) -> str:

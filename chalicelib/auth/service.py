@@ -18,9 +18,9 @@ from marshmallow import ValidationError as MarshmallowError
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.passwords import dummy_hash, hash_password, verify_password
 from chalicelib.auth.repository import DuplicateEmail
+from chalicelib.auth.settings import AuthorizerSettings, AuthSettings
 from chalicelib.auth.throttle import LoginThrottle, admit, settle_success
 from chalicelib.auth.tokens import hash_refresh_token, issue_access_token, new_refresh_token
-from chalicelib.config import Settings
 from chalicelib.contracts.errors import Conflict, Unauthorized, ValidationError
 from chalicelib.contracts.events import USER_REGISTERED, derived_event_id
 from chalicelib.contracts.inputs import LoginInput, RefreshTokenInput, RegisterInput
@@ -45,9 +45,10 @@ class AuthPolicy:
     throttle: LoginThrottle
 
     @classmethod
-    def from_settings(cls, s: Settings) -> AuthPolicy:
+    def from_settings(cls, s: AuthSettings, verifying: AuthorizerSettings) -> AuthPolicy:
+        """Tokens are issued for the issuer and audience the authorizer checks (its section)."""
         return cls(
-            issuer=s.jwt_issuer, audience=s.jwt_audience, access_ttl_seconds=s.jwt_access_ttl_seconds,
+            issuer=verifying.jwt_issuer, audience=verifying.jwt_audience, access_ttl_seconds=s.jwt_access_ttl_seconds,
             refresh_ttl_seconds=s.jwt_refresh_ttl_seconds, bcrypt_cost=s.bcrypt_cost,
             throttle=LoginThrottle.from_settings(s),
         )

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.config import Settings
+from chalicelib.auth.settings import AuthSettings
 from chalicelib.contracts.errors import TooManyAttempts
 from chalicelib.observability.logs import logger
 from chalicelib.store import TransientStoreError
@@ -70,7 +70,7 @@ class LoginThrottle:
     source_window_seconds: int
 
     @classmethod
-    def from_settings(cls, s: Settings) -> LoginThrottle:
+    def from_settings(cls, s: AuthSettings) -> LoginThrottle:
         return cls(free_failures=s.login_free_failures, delay_base_seconds=s.login_delay_base_seconds,
                    delay_cap_seconds=s.login_delay_cap_seconds, source_max_failures=s.login_source_max_failures,
                    source_window_seconds=s.login_source_window_seconds)

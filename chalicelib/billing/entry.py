@@ -17,14 +17,15 @@ if TYPE_CHECKING:
     from chalicelib.billing.policy import BillingDeps
 
 
-def _deps() -> BillingDeps:
+def billing_deps() -> BillingDeps:
     from chalicelib.billing.policy import BillingDeps, BillingPolicy
     from chalicelib.billing.repository import INDEXES, BillingRepository
+    from chalicelib.billing.settings import BillingSettings
 
-    settings = bootstrap.settings()
+    policy = BillingPolicy.from_settings(bootstrap.settings(BillingSettings))  # first: a bad tariff stops here
     db = bootstrap.indexed_database(INDEXES, "billing")
     deps = BillingDeps(repo=BillingRepository(db), publisher=bootstrap.publisher(), clock=bootstrap.utc_now,
-                       policy=BillingPolicy.from_settings(settings))
+                       policy=policy)
     if step_hook is not None:
         deps.checkpoint = step_hook
     return deps
@@ -38,7 +39,10 @@ step_hook: Callable[[str], None] | None = None
 
 def handle_sessions(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:
     """Billing queue: the batch's SESSION_ENDED records are billed; returns ``{"batchItemFailures": [...]}``."""
-    return bill_records(event_dict, context, _deps(), max_receives=bootstrap.settings().max_receive_count)
+    from chalicelib.events.settings import QueueSettings
+
+    deps = billing_deps()
+    return bill_records(event_dict, context, deps, max_receives=bootstrap.settings(QueueSettings).max_receive_count)
 
 
 def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps, *, max_receives: int,
@@ -46,7 +50,7 @@ def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps,
     """Bill all the batch's sessions in one pass (each billing step one store call for all), then let
     ``run_batch`` report each record the usual way: success, retry with back-off, or dead letter.
 
-    ``runner`` goes to ``run_batch`` (``settings``, ``sqs``, ``clock``: tests and the bench).
+    ``runner`` goes to ``run_batch`` (``core``, ``queue``, ``sqs``, ``clock``: tests and the bench).
     """
     from chalicelib.billing import service
     from chalicelib.billing.session_state import COMPLETED
@@ -87,7 +91,7 @@ def handle_registrations(event_dict: dict[str, Any], context: Any) -> dict[str, 
     from chalicelib.events.consumer import Delivery, run_batch
     from chalicelib.observability.logs import logger
 
-    deps = _deps()
+    deps = billing_deps()
 
     def open_wallet(delivery: Delivery) -> None:
         event = delivery.event(expected=USER_REGISTERED)

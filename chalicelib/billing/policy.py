@@ -11,9 +11,9 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from chalicelib.billing.repository import BillingRepository
+from chalicelib.billing.settings import BillingSettings
 from chalicelib.billing.tariffs import Tariff, round_cents, to_cents
 
 # WalletNotOpen's class name travels as the dead letter's errorType, which the reconciler reads as
@@ -54,7 +54,7 @@ class BillingPolicy:
     clock_skew: dt.timedelta = dt.timedelta(seconds=300)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> BillingPolicy:
+    def from_settings(cls, settings: BillingSettings) -> BillingPolicy:
         return cls(
             default_tariff=Tariff.from_settings(settings),
             currency=settings.currency,

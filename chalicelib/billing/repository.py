@@ -127,14 +127,11 @@ class BillingRepository:
             return self.db[INVOICES].find_one({"_id": invoice_id})
 
     def invoices_by_id(self, invoice_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        with translate_errors("read invoices"):
-            return {doc["_id"]: doc for doc in self.db[INVOICES].find({"_id": {"$in": list(invoice_ids)}})}
+        return self._by_ids(INVOICES, invoice_ids, "read invoices")
 
     def insert_invoices(self, documents: Sequence[Mapping[str, Any]]) -> list[int]:
         """Insert every invoice not stored yet; returns the indexes refused as duplicates."""
-        if not documents:
-            return []
-        return write_unordered(self.db[INVOICES], [dict(d) for d in documents], "insert invoices", inserts=True)[1]
+        return self._insert_new(INVOICES, documents, "insert invoices")
 
     def settle_invoices(self, settlements: Sequence[Settlement]) -> None:
         """Copy each session's decided payment onto its invoice.
@@ -217,14 +214,23 @@ class BillingRepository:
             return self.db[LEDGER].find_one({"_id": entry_id})
 
     def ledger_entries(self, entry_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        with translate_errors("read ledger entries"):
-            return {doc["_id"]: doc for doc in self.db[LEDGER].find({"_id": {"$in": list(entry_ids)}})}
+        return self._by_ids(LEDGER, entry_ids, "read ledger entries")
 
     def insert_ledger_entries(self, documents: Sequence[Mapping[str, Any]]) -> list[int]:
         """Insert the entries not stored yet; returns the indexes that were already there."""
+        return self._insert_new(LEDGER, documents, "insert ledger entries")
+
+    # -- shared by the collections whose documents a batch reads and inserts by _id ------
+    def _by_ids(self, collection: str, ids: Iterable[str], what: str) -> dict[str, dict[str, Any]]:
+        """One ``$in`` read for a whole batch, by ``_id``."""
+        with translate_errors(what):
+            return {doc["_id"]: doc for doc in self.db[collection].find({"_id": {"$in": list(ids)}})}
+
+    def _insert_new(self, collection: str, documents: Sequence[Mapping[str, Any]], what: str) -> list[int]:
+        """One unordered insert; the unique ``_id`` refuses what another delivery stored first."""
         if not documents:
             return []
-        return write_unordered(self.db[LEDGER], [dict(d) for d in documents], "insert ledger entries", inserts=True)[1]
+        return write_unordered(self.db[collection], [dict(d) for d in documents], what, inserts=True)[1]
 
     def ledger_of(self, wallet_id: str) -> list[dict[str, Any]]:
         with translate_errors("read ledger"):

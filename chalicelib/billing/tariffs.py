@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from chalicelib.billing.settings import BillingSettings
+
 CENT = Decimal("0.01")
 HOUR = Decimal(3600)
 QUANTITY_PLACES = Decimal("0.0001")
@@ -73,7 +75,7 @@ class Tariff:
             raise ValueError(f"tariff {self.tariff_id}: idle_free_minutes must be >= 0")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Tariff:
+    def from_settings(cls, settings: BillingSettings) -> Tariff:
         """The default tariff (settings ``TARIFF_*``) for stations without their own."""
         return cls(
             tariff_id="default",

@@ -88,21 +88,21 @@ class InvoiceGeneratedV1(_EventSchema):
     issuedAt = UtcDateTime(required=True)
 
 
-class PaymentCompletedV1(_EventSchema):
+class _PaymentV1(_EventSchema):
+    """What a payment's outcome says in either case: whose invoice, for which session, how much."""
+
     invoiceId = UuidString(**_id)
     sessionId = UuidString(**_id)
     userId = UuidString(**_id)
     amount = Money(required=True)
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+
+
+class PaymentCompletedV1(_PaymentV1):
     paidAt = UtcDateTime(required=True)
 
 
-class PaymentFailedV1(_EventSchema):
-    invoiceId = UuidString(**_id)
-    sessionId = UuidString(**_id)
-    userId = UuidString(**_id)
-    amount = Money(required=True)
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+class PaymentFailedV1(_PaymentV1):
     reason = fields.String(required=True, validate=validate.OneOf(["INSUFFICIENT_FUNDS", "WALLET_NOT_FOUND"]))
     failedAt = UtcDateTime(required=True)
 

@@ -14,21 +14,23 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import bootstrap
+from chalicelib.config import CoreSettings
 from chalicelib.dlq.letters import DeadLetter
 from chalicelib.dlq.queues import SqsQueues
 from chalicelib.dlq.reconciler import ACTION_METRICS, BILLING_FAILED_ACTION, Reconciler
 from chalicelib.dlq.repository import INDEXES, BillingInvoiceLookup, DeadLetterRepository
+from chalicelib.dlq.settings import DlqSettings
 from chalicelib.events.consumer import Delivery, run_batch
 from chalicelib.observability import logger, metrics
 from chalicelib.observability.metrics import MetricUnit
 
 
 def build_reconciler() -> Reconciler:
-    settings = bootstrap.settings()
+    settings = bootstrap.settings(DlqSettings)
     db = bootstrap.indexed_database(INDEXES, "dlq")
     return Reconciler(
         DeadLetterRepository(db),
-        SqsQueues(bootstrap.aws_client("sqs"), settings),
+        SqsQueues(bootstrap.aws_client("sqs"), bootstrap.settings(CoreSettings)),
         bootstrap.publisher(),
         bootstrap.utc_now,
         invoice_states=BillingInvoiceLookup(db),
@@ -41,9 +43,8 @@ def replay_ports() -> dict[str, Any]:
     """What the operator CLI needs, built from the same composition root as the Lambdas."""
     db = bootstrap.database()
     return {
-        "settings": bootstrap.settings(),
         "dead_letters": DeadLetterRepository(db),
-        "queues": SqsQueues(bootstrap.aws_client("sqs"), bootstrap.settings()),
+        "queues": SqsQueues(bootstrap.aws_client("sqs"), bootstrap.settings(CoreSettings)),
         "invoice_states": BillingInvoiceLookup(db),
         "clock": bootstrap.utc_now,
     }

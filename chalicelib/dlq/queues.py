@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from chalicelib.config import Settings
+from chalicelib.config import CoreSettings
 from chalicelib.dlq.letters import DeadLetter
 from chalicelib.events.queues import StageQueues
 from chalicelib.topology import QUEUE_SHORT_NAMES, QUEUES
@@ -45,7 +45,7 @@ class SqsQueues:
     Only the topology's queues: a name it does not declare is refused before any call.
     """
 
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: CoreSettings) -> None:
         self.client = client
         self.settings = settings
         self._queues = StageQueues(client, settings.queue_name)

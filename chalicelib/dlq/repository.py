@@ -99,18 +99,9 @@ class DeadLetterRepository:
              newer_than: dt.datetime | None = None, older_than: dt.datetime | None = None,
              limit: int = 100) -> Iterator[dict[str, Any]]:
         """Audit records, newest first."""
-        query: dict[str, Any] = {}
-        if queue:
-            query["queue"] = queue
-        if action:
-            query["action"] = action
-        if event_type:
-            query["eventType"] = event_type
-        when: dict[str, Any] = {}
-        if newer_than:
-            when["$gte"] = newer_than
-        if older_than:
-            when["$lte"] = older_than
+        query: dict[str, Any] = {key: value for key, value in (
+            ("queue", queue), ("action", action), ("eventType", event_type)) if value}
+        when = {op: value for op, value in (("$gte", newer_than), ("$lte", older_than)) if value}
         if when:
             query["decidedAt"] = when
         with translate_errors("list dead letters"):

@@ -42,9 +42,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from chalicelib.config import CoreSettings
 from chalicelib.contracts.errors import PermanentError, TransientError, UntrustedSource, ValidationError
 from chalicelib.contracts.events import Event, parse_event
 from chalicelib.events.queues import StageQueues
+from chalicelib.events.settings import QueueSettings
 from chalicelib.observability.logs import logger, scrub
 from chalicelib.observability.metrics import MetricUnit, metrics
 from chalicelib.store.errors import PermanentStoreError
@@ -82,11 +84,12 @@ class Delivery:
     receive_count: int
     message_attributes: dict[str, str]
     envelope: dict[str, Any] | None
-    # Whose sources the queue trusts (chalicelib/topology.py); None = the composition root's settings.
-    settings: Any = field(repr=False, default=None)
+    # Whose sources the queue trusts (chalicelib/topology.py); None = the composition root's.
+    core: CoreSettings | None = field(repr=False, default=None)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any] | SQSRecord, source_queue: str, settings: Any = None) -> Delivery:
+    def from_record(cls, record: Mapping[str, Any] | SQSRecord, source_queue: str,
+                    core: CoreSettings | None = None) -> Delivery:
         sqs = record if isinstance(record, SQSRecord) else SQSRecord(dict(record))
         envelope = _read(lambda: sqs.json_body, None)
         attributes = {name: value for name, attribute in _read(lambda: sqs.message_attributes, {}).items()
@@ -95,7 +98,7 @@ class Delivery:
                    body=_read(lambda: sqs.body, ""),
                    receive_count=_read(lambda: int(sqs.attributes.approximate_receive_count), 1),
                    message_attributes=attributes, envelope=envelope if isinstance(envelope, dict) else None,
-                   settings=settings)
+                   core=core)
 
     @property
     def record(self) -> dict[str, Any]:
@@ -143,7 +146,7 @@ class Delivery:
 
         if self.envelope is None or "detail" not in self.envelope:
             return  # not an event at all: event() says so
-        accepted = accepted_sources(self.source_queue, self.settings or bootstrap.settings())
+        accepted = accepted_sources(self.source_queue, self.core or bootstrap.settings(CoreSettings))
         if accepted and self.detail_type not in accepted:
             raise PermanentError(f"detail-type: not one this queue subscribes to ({', '.join(accepted)})")
         if accepted and self.source != accepted[self.detail_type]:
@@ -177,19 +180,20 @@ def failure_reason(exc: BaseException) -> str:
 class _Runner:
     handle_record: RecordHandler
     source_queue: str
-    settings: Any
+    core: CoreSettings
+    queue: QueueSettings
     sqs: Any
     clock: Callable[[], dt.datetime]
     queues: StageQueues = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queues = StageQueues(self.sqs, self.settings.queue_name)
+        self.queues = StageQueues(self.sqs, self.core.queue_name)
 
     def dlq_short(self) -> str | None:
         return next((spec.dlq for spec in QUEUES if spec.short == self.source_queue), None)
 
     def process(self, record: SQSRecord) -> None:
-        delivery = Delivery.from_record(record, self.source_queue, self.settings)
+        delivery = Delivery.from_record(record, self.source_queue, self.core)
         logger.thread_safe_append_keys(correlation_id=delivery.correlation_id, messageId=delivery.message_id,
                                        sourceQueue=self.source_queue, receiveCount=delivery.receive_count)
         try:
@@ -245,8 +249,8 @@ class _Runner:
                               "detailType": delivery.detail_type})
 
     def _retry_later(self, delivery: Delivery, exc: Exception) -> None:
-        delay = backoff_seconds(delivery.receive_count, self.settings.sqs_backoff_base_seconds,
-                                self.settings.sqs_backoff_cap_seconds)
+        delay = backoff_seconds(delivery.receive_count, self.queue.sqs_backoff_base_seconds,
+                                self.queue.sqs_backoff_cap_seconds)
         receipt = delivery.receipt_handle
         if receipt:
             try:
@@ -262,23 +266,26 @@ class _Runner:
 
 
 def run_batch(event_dict: Mapping[str, Any], context: Any, handle_record: RecordHandler, *, source_queue: str,
-              settings: Any = None, sqs: Any = None, clock: Callable[[], dt.datetime] | None = None) -> dict:
+              core: CoreSettings | None = None, queue: QueueSettings | None = None, sqs: Any = None,
+              clock: Callable[[], dt.datetime] | None = None) -> dict:
     """Run ``handle_record`` on each SQS record; return Lambda's ``{"batchItemFailures": [...]}``.
 
     ``source_queue`` is the short name (``billing``, ``wallets``, ...), used to find the
-    queue's DLQ in ``chalicelib/topology.py``. ``settings``, ``sqs`` and ``clock`` default to
-    the composition root's; tests pass their own. The handler raises to fail a record
-    (see the module docstring for how the exception class decides retry or DLQ).
+    queue's DLQ in ``chalicelib/topology.py``. ``core`` (queue names, trusted sources), ``queue``
+    (back-off), ``sqs`` and ``clock`` default to the composition root's; tests pass their own.
+    The handler raises to fail a record (see the module docstring for how the exception class
+    decides retry or DLQ).
     """
-    if settings is None or sqs is None or clock is None:
+    if core is None or queue is None or sqs is None or clock is None:
         from chalicelib import bootstrap
 
-        settings = settings or bootstrap.settings()
+        core = core or bootstrap.settings(CoreSettings)
+        queue = queue or bootstrap.settings(QueueSettings)
         sqs = sqs or bootstrap.aws_client("sqs")
         clock = clock or bootstrap.utc_now
     if not isinstance(event_dict.get("Records"), list) or not event_dict["Records"]:
         return {"batchItemFailures": []}
-    runner = _Runner(handle_record, source_queue, settings, sqs, clock)
+    runner = _Runner(handle_record, source_queue, core, queue, sqs, clock)
     # Not raising on an all-failed batch: each record's back-off was set above, and
     # reporting them as items keeps Lambda from retrying the whole batch at once.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

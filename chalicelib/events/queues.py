@@ -6,9 +6,9 @@ the local stack and its checks all reach queues by short name (``billing``,
 queue exists, so it is kept after the first lookup: a warm Lambda pays no extra call per
 record, and no caller keeps a cache of its own.
 
-The name rule lives here too (``queue_name``), because the deploy step creates exactly
-these names and every reader must agree with it. boto3 is not imported: callers hand in
-a client (a moto one in tests, the composition root's in Lambda).
+Names follow ``chalicelib.config.queue_name``, the rule the deploy step creates them by.
+boto3 is not imported: callers hand in a client (a moto one in tests, the composition
+root's in Lambda).
 """
 
 from __future__ import annotations
@@ -17,17 +17,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from chalicelib.config import queue_name
+
 # SQS refuses a DelaySeconds above 15 minutes; a longer back-off is capped, not an error.
 SQS_MAX_DELAY_SECONDS = 900
 DEPTH_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                     "ApproximateNumberOfMessagesDelayed")
 
 QueueNamer = Callable[[str], str]
-
-
-def queue_name(app_name: str, stage: str, short: str) -> str:
-    """``<app>-<stage>-<short>``: the full name the deploy step gives a queue of the topology."""
-    return f"{app_name}-{stage}-{short}"
 
 
 def message_attributes(values: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -51,7 +48,7 @@ def message_attributes(values: Mapping[str, Any]) -> dict[str, dict[str, str]]:
 class StageQueues:
     """A boto3 SQS client bound to one stage's queue names; URLs cached per short name.
 
-    ``namer`` maps a short name to the full one (``settings.queue_name`` in the runtime;
+    ``namer`` maps a short name to the full one (``CoreSettings.queue_name`` in the runtime;
     a checker may pass its own for queues outside the topology, such as a capture queue).
     """
 

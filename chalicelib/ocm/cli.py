@@ -66,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from chalicelib.events.publisher import PublishError
     from chalicelib.ocm.client import OcmAuthError, OcmError
     from chalicelib.ocm.entry import client, repository, sync_options
+    from chalicelib.ocm.settings import OcmSettings
     from chalicelib.ocm.sync import Deadline, SyncDeps, run_sync
     from chalicelib.store import StoreError
 
-    settings = bootstrap.settings()
+    settings = bootstrap.settings(OcmSettings)
     _progress(f"{'full sweep' if args.full else 'incremental sync'} from {settings.ocm_api_url}")
     source = None
     try:

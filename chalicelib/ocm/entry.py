@@ -10,7 +10,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import bootstrap
-from chalicelib.config import Settings
+from chalicelib.ocm.settings import OcmSettings
 
 if TYPE_CHECKING:  # imported lazily at run time: each Lambda loads only what it calls
     from chalicelib.ocm.client import OcmClient
@@ -26,7 +26,7 @@ def repository() -> MirrorRepository:
     return MirrorRepository(db)
 
 
-def client(settings: Settings) -> OcmClient:
+def client(settings: OcmSettings) -> OcmClient:
     from chalicelib.ocm.client import ClientConfig, OcmClient, countries_from_setting
 
     return OcmClient(ClientConfig(
@@ -38,7 +38,7 @@ def client(settings: Settings) -> OcmClient:
     ))
 
 
-def sync_options(settings: Settings, full: bool, max_pages: int | None = None) -> SyncOptions:
+def sync_options(settings: OcmSettings, full: bool, max_pages: int | None = None) -> SyncOptions:
     from chalicelib.ocm.client import countries_from_setting
     from chalicelib.ocm.sync import SyncOptions
 
@@ -51,7 +51,7 @@ def scheduled_sync(full: bool, context: Any) -> dict[str, Any]:
     """Schedule tick: sync until done or until the Lambda's time runs short; publish the result."""
     from chalicelib.ocm.sync import Deadline, SyncDeps, run_sync
 
-    settings = bootstrap.settings()
+    settings = bootstrap.settings(OcmSettings)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     deadline = Deadline(remaining_ms=remaining, budget_seconds=settings.ocm_time_budget_seconds)
     source = client(settings)

@@ -18,7 +18,8 @@ import threading
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import ConfigError
+from chalicelib.store.settings import StoreSettings
 
 _lock = threading.Lock()
 _clients: dict[str, MongoClient] = {}
@@ -26,7 +27,7 @@ _clients: dict[str, MongoClient] = {}
 EMBEDDED_DEFAULT_URI = "mongodb://127.0.0.1:27017/"
 
 
-def _uri(settings: Settings, uri: str | None) -> str:
+def _uri(settings: StoreSettings, uri: str | None) -> str:
     if uri or settings.mongodb_uri:
         return uri or settings.mongodb_uri
     if settings.mongodb_uri_secret_id:
@@ -35,8 +36,11 @@ def _uri(settings: Settings, uri: str | None) -> str:
     return EMBEDDED_DEFAULT_URI
 
 
-def get_client(settings: Settings, uri: str | None = None) -> MongoClient:
-    """The process's client for ``uri`` (the composition root resolves it) or ``MONGODB_URI``."""
+def get_client(settings: StoreSettings, uri: str | None = None, appname: str = "jucr") -> MongoClient:
+    """The process's client for ``uri`` (the composition root resolves it) or ``MONGODB_URI``.
+
+    ``appname`` (``<app>-<stage>``) shows in the server's logs and ``currentOp``, which connection is whose.
+    """
     uri = _uri(settings, uri)
     with _lock:
         client = _clients.get(uri)
@@ -47,15 +51,15 @@ def get_client(settings: Settings, uri: str | None = None) -> MongoClient:
                 connectTimeoutMS=settings.mongodb_timeout_ms,
                 socketTimeoutMS=max(settings.mongodb_timeout_ms * 6, 30000),
                 tz_aware=True,
-                appname=f"{settings.app_name}-{settings.stage}",
+                appname=appname,
                 **({} if "w=" in uri else {"w": "majority"}),
             )
             _clients[uri] = client
         return client
 
 
-def get_database(settings: Settings, uri: str | None = None) -> Database:
-    return get_client(settings, uri)[settings.mongodb_db]
+def get_database(settings: StoreSettings, uri: str | None = None, appname: str = "jucr") -> Database:
+    return get_client(settings, uri, appname)[settings.mongodb_db]
 
 
 def reset_clients() -> None:

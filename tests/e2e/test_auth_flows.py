@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from chalicelib.auth.keys import DEV_KEY_DIR, KeyRing, dev_keyring
-from chalicelib.config import load_settings
+from chalicelib.sections import load_stage_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ LOGIN = f"mutation L($input: LoginInput!) {{ login(input: $input) {{ accessToken
 REFRESH = f"mutation F($token: String!) {{ refreshToken(token: $token) {{ accessToken refreshToken expiresIn " \
           f"{USER_FIELDS} }} }}"
 ME = "query { me { id email name vehicle { brand model batteryCapacity } } }"
-DEFAULTS = load_settings({})
+DEFAULTS = load_stage_settings({})
 
 
 def seed_payload(tag: str | None = None) -> dict:
@@ -52,7 +52,7 @@ def test_register_login_me_refresh(local_stack):
     email = payload["email"].lower()
     assert registered["user"]["email"] == email
     assert registered["user"]["vehicle"] == {"brand": "Volkswagen", "model": "ID.3", "batteryCapacity": 58.0}
-    assert registered["expiresIn"] == DEFAULTS.jwt_access_ttl_seconds
+    assert registered["expiresIn"] == DEFAULTS.auth.jwt_access_ttl_seconds
 
     status, body = local_stack.graphql(LOGIN, {"input": {"email": f"  {payload['email'].upper()} ",
                                                          "password": payload["password"]}})
@@ -118,8 +118,9 @@ def test_repeated_failures_delay_the_next_attempt(local_stack):
     payload = seed_payload()
     register(local_stack, payload)
     bad = {"input": {"email": payload["email"], "password": "wrong password!"}}
-    types = [error_of(local_stack.graphql(LOGIN, bad)[1])["errorType"] for _ in range(DEFAULTS.login_free_failures)]
-    assert types == ["Unauthorized"] * DEFAULTS.login_free_failures
+    free = DEFAULTS.auth.login_free_failures
+    types = [error_of(local_stack.graphql(LOGIN, bad)[1])["errorType"] for _ in range(free)]
+    assert types == ["Unauthorized"] * free
     err = error_of(local_stack.graphql(LOGIN, {"input": {"email": payload["email"],
                                                          "password": payload["password"]}})[1])
     assert err["errorType"] == "TooManyAttempts" and "Try again in" in err["message"]
@@ -132,8 +133,8 @@ def _b64(data) -> str:
 
 def _claims(user_id: str, **over) -> dict:
     now = int(dt.datetime.now(dt.UTC).timestamp())
-    return {"iss": DEFAULTS.jwt_issuer, "aud": DEFAULTS.jwt_audience, "sub": user_id, "iat": now, "exp": now + 600,
-            "jti": uuid.uuid4().hex, "ver": 0, **over}
+    return {"iss": DEFAULTS.authorizer.jwt_issuer, "aud": DEFAULTS.authorizer.jwt_audience, "sub": user_id,
+            "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, "ver": 0, **over}
 
 
 def _bad_tokens(user_id: str, good: str) -> dict[str, str]:

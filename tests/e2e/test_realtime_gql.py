@@ -178,10 +178,10 @@ def _expired_token(user_id: str) -> str:
     import jwt
 
     from chalicelib.auth.keys import DEV_KEY_DIR, dev_keyring
-    from chalicelib.config import load_settings
+    from chalicelib.sections import load_stage_settings
 
-    defaults = load_settings({})
+    defaults = load_stage_settings({})
     past = int(dt.datetime.now(dt.UTC).timestamp()) - 3600
-    claims = {"iss": defaults.jwt_issuer, "aud": defaults.jwt_audience, "sub": user_id, "iat": past,
-              "exp": past + 60, "jti": uuid.uuid4().hex, "ver": 0}
+    claims = {"iss": defaults.authorizer.jwt_issuer, "aud": defaults.authorizer.jwt_audience, "sub": user_id,
+              "iat": past, "exp": past + 60, "jti": uuid.uuid4().hex, "ver": 0}
     return jwt.encode(claims, dev_keyring(DEV_KEY_DIR).signing_key(), algorithm="EdDSA")

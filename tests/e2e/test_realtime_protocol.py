@@ -2,7 +2,8 @@
 
 What gql does not show: the ``header-<base64url>`` subprotocol (aws-amplify's way),
 ``connection_ack``'s timeout and ``ka``, ``stop`` -> ``complete``, a dropped client,
-and that neither channel lets a client call a publish mutation, whatever the shape.
+and that the WebSocket channel refuses mutations and queries (the HTTP side of that is
+``tests/security/test_publish_mutations_are_iam_only.py``).
 """
 
 from __future__ import annotations
@@ -100,22 +101,6 @@ def test_a_start_before_connection_init_or_without_a_subscription_is_an_error(lo
     assert early["payload"]["errors"][0]["errorType"] == "UnsupportedOperation"
     assert mutation["id"] == "1" and mutation["payload"]["errors"][0]["errorType"] == "UnsupportedOperation"
     assert query["id"] == "2" and query["payload"]["errors"][0]["errorType"] == "UnsupportedOperation"
-
-
-@pytest.mark.parametrize("shape", [
-    "mutation { %s }",
-    "mutation { alias: %s }",
-    "mutation { ...F } fragment F on Mutation { %s }",
-    "mutation { ... on Mutation { %s } }",
-    "mutation { ... { ...F } } fragment F on Mutation { x: %s }",
-])
-def test_clients_can_never_call_a_publish_mutation(local_stack, shape):
-    token, user_id = register(local_stack)
-    query = shape % (PUBLISH % user_id)
-    for credentials in (token, None):
-        status, body = local_stack.graphql(query, token=credentials)
-        assert status == 401 and body["errors"][0]["errorType"] == "Unauthorized", (query, body)
-        assert body.get("data") is None
 
 
 def test_a_stale_subscription_id_reused_on_the_connection_is_refused(local_stack):

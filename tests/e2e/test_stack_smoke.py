@@ -53,8 +53,8 @@ def test_cli_uses_the_running_stack(local_stack):
     result = local_stack.cli("settings")
     assert result.returncode == 0, result.stderr
     settings = json.loads(result.stdout)
-    assert settings["aws_endpoint_url"].startswith("http://127.0.0.1:")
-    assert settings["mongodb_uri"] == "***"
+    assert settings["core"]["aws_endpoint_url"].startswith("http://127.0.0.1:")
+    assert settings["store"]["mongodb_uri"] == "***"
 
 
 def test_cli_creates_every_index_idempotently(local_stack):
@@ -81,6 +81,6 @@ def test_the_cli_shows_the_settings_the_stack_runs_with(local_stack):
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     # The stack's own values (devstack/run.py defaults and what the fixture set), not the code's defaults.
-    assert (shown["wallet_opening_balance"], shown["bcrypt_cost"], shown["sqs_backoff_base_seconds"]) == \
-        ("50.00", "4", "1")
-    assert shown["mongodb_uri"] == "***"
+    assert (shown["billing"]["wallet_opening_balance"], shown["auth"]["bcrypt_cost"],
+            shown["queue"]["sqs_backoff_base_seconds"]) == ("50.00", "4", "1")
+    assert shown["store"]["mongodb_uri"] == "***"

@@ -19,8 +19,9 @@ from appsync import policies
 from appsync.infra import Changes, Infra
 from chalicelib import bootstrap
 from chalicelib.billing import entry
-from chalicelib.config import ConfigError, load_settings
+from chalicelib.config import ConfigError, CoreSettings, load_section
 from chalicelib.dlq.entry import reconcile
+from chalicelib.sections import load_stage_settings
 
 USER = "0b1732fa-631a-4952-b6d6-2d586ed9dbf8"
 # Recent: billing refuses sessions older than SESSION_MAX_AGE_DAYS whatever their source.
@@ -32,7 +33,7 @@ SEED = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3de7
 
 def _put(aws, source: str, detail_type: str, detail: dict) -> None:
     answer = aws.client("events").put_events(Entries=[{
-        "EventBusName": aws.settings.event_bus_name, "Source": source, "DetailType": detail_type,
+        "EventBusName": aws.settings.core.event_bus_name, "Source": source, "DetailType": detail_type,
         "Detail": json.dumps(detail)}])
     assert answer["FailedEntryCount"] == 0
 
@@ -110,7 +111,7 @@ def test_the_wallets_consumer_refuses_a_registration_from_another_source(aws, db
 def test_the_session_service_source_is_a_setting(aws, db, monkeypatch):
     monkeypatch.setenv("SESSION_EVENT_SOURCE", "acme.sessions")
     bootstrap.reset()
-    changes = Infra(bootstrap.aws_client, bootstrap.settings(), Changes()).apply_messaging()
+    changes = Infra(bootstrap.aws_client, load_stage_settings(), Changes()).apply_messaging()
     assert ("updated", "rule", "jucr-test-to-billing") in changes.lines
     _open_wallet(aws)
     _put(aws, "jucr.session", "SESSION_ENDED", {**SEED, "sessionId": "11111111-1111-4111-8111-111111111111"})
@@ -126,8 +127,9 @@ def test_the_session_service_source_is_a_setting(aws, db, monkeypatch):
 @pytest.mark.parametrize("value", ["", "aws.sessions", "acme sessions", "x" * 257, "acme:sessions"])
 def test_an_invalid_session_source_stops_start_up_naming_the_setting(value):
     with pytest.raises(ConfigError, match="SESSION_EVENT_SOURCE"):
-        load_settings({"SESSION_EVENT_SOURCE": value})
-    assert load_settings({"SESSION_EVENT_SOURCE": "acme/sessions-v2_x"}).session_event_source == "acme/sessions-v2_x"
+        load_section(CoreSettings, {"SESSION_EVENT_SOURCE": value})
+    assert load_section(CoreSettings, {"SESSION_EVENT_SOURCE": "acme/sessions-v2_x"}).session_event_source == \
+        "acme/sessions-v2_x"
 
 
 # What each function really publishes (grep OutgoingEvent): the role may put those sources only.
@@ -161,7 +163,7 @@ def test_the_deploy_step_gives_the_bus_a_policy_of_this_account_and_known_source
         lines: list[str] = []
         deploy.run("dev", only_infra=True, echo=lines.append)
         stage = deploy.settings_for_stage("dev")
-        bus = deploy.boto_clients(stage)("events").describe_event_bus(Name=stage.event_bus_name)
+        bus = deploy.boto_clients(stage)("events").describe_event_bus(Name=stage.core.event_bus_name)
         again: list[str] = []
         deploy.run("dev", only_infra=True, echo=again.append)
     assert any(line.split()[:3] == ["created", "bus", "policy"] for line in lines)

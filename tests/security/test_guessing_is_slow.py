@@ -57,7 +57,7 @@ def deps(db, settings) -> AuthDeps:
     ensure_indexes(db, INDEXES)
     clock = Clock()
     deps = AuthDeps(repo=AuthRepository(db), publisher=RecordingPublisher(clock=clock), clock=clock,
-                    keys=KeyRing.generate(), policy=AuthPolicy.from_settings(settings))
+                    keys=KeyRing.generate(), policy=AuthPolicy.from_settings(settings.auth, settings.authorizer))
     service.register(deps, OWNER)
     return deps
 

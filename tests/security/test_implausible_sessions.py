@@ -90,9 +90,9 @@ def assert_compensated(aws, db, letters: list[dict], detail: dict, reason: str) 
     sqs, events = aws.client("sqs"), aws.client("events")
     url = sqs.create_queue(QueueName="capture-billing-failed")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="capture-billing-failed", EventBusName=aws.settings.event_bus_name,
+    events.put_rule(Name="capture-billing-failed", EventBusName=aws.settings.core.event_bus_name,
                     EventPattern=json.dumps({"detail-type": ["BILLING_FAILED"]}))
-    events.put_targets(Rule="capture-billing-failed", EventBusName=aws.settings.event_bus_name,
+    events.put_targets(Rule="capture-billing-failed", EventBusName=aws.settings.core.event_bus_name,
                        Targets=[{"Id": "capture", "Arn": arn}])
     assert reconcile("billing-dlq", records(aws, "billing-dlq", letters), None) == {"batchItemFailures": []}
     [failed] = [json.loads(m["Body"])["detail"] for m in drain_queue(sqs, url)]
@@ -126,7 +126,7 @@ def test_a_session_that_ends_in_the_future_is_refused(aws, db):
 
 def test_a_user_who_does_not_exist_after_the_retries_is_refused(aws, db):
     stranger = session(userId=str(uuid.uuid4()))
-    last = aws.settings.max_receive_count
+    last = aws.settings.queue.max_receive_count
     early = bill(aws, stranger, receive_count=last - 1)
     assert len(early["batchItemFailures"]) == 1, "before the last receive the registration may be late: retried"
     assert aws.receive_all("billing-dlq") == [] and db.invoices.count_documents({}) == 0

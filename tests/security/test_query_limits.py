@@ -14,10 +14,10 @@ import uuid
 import pytest
 
 from appsync.limits import QUERY_DEPTH_LIMIT, RESOLVER_COUNT_LIMIT
-from chalicelib.config import load_settings
+from chalicelib.sections import load_stage_settings
 from devstack.gateway import Gateway
 
-DEFAULTS = load_settings({})
+DEFAULTS = load_stage_settings({})
 TOKENS = "{ accessToken }"
 LOGIN = f"mutation L($i: LoginInput!) {{ login(input: $i) {TOKENS} }}"
 REGISTER = f"mutation R($i: RegisterInput!) {{ register(input: $i) {TOKENS} }}"
@@ -91,7 +91,7 @@ def test_an_aliased_login_flood_is_refused_without_running_a_single_login(local_
     message = _refusal(*local_stack.graphql(aliased_logins(1000), wrong))
     assert "resolverCountLimit" in message and "wrong guess" not in message
     # Had even one alias run, these would make LOGIN_FREE_FAILURES failures and the next attempt would wait.
-    for _ in range(DEFAULTS.login_free_failures - 1):
+    for _ in range(DEFAULTS.auth.login_free_failures - 1):
         status, body = local_stack.graphql(LOGIN, wrong)
         assert body["errors"][0]["errorType"] == "Unauthorized", body
     status, body = local_stack.graphql(LOGIN, {"i": {"email": email, "password": password}})

@@ -25,8 +25,9 @@ from appsync.secrets import ensure_public_keys
 from chalicelib import bootstrap
 from chalicelib.auth.keys import KeyRing, parse_public_keys_secret, reset_keyring_cache
 from chalicelib.auth.tokens import issue_access_token
-from chalicelib.config import Settings, load_settings
+from chalicelib.config import load_section
 from chalicelib.ocm.repository import STATIONS
+from chalicelib.sections import StageSettings, all_variables, load_stage_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
@@ -36,7 +37,7 @@ NEEDED = {fn: {"MONGODB_URI_SECRET_ID"} for fn in STORE_USERS} | {"authorizer": 
 NEEDED["auth_resolver"] = {"JWT_KEY_SECRET_ID", "MONGODB_URI_SECRET_ID"}
 for _fn in ("ocm_sync", "ocm_full_sweep"):
     NEEDED[_fn] = {"MONGODB_URI_SECRET_ID", "OCM_API_KEY_SECRET_ID"}
-PLAIN_SECRETS = [f.metadata["env"] for f in Settings.__dataclass_fields__.values() if f.metadata["secret"]]
+PLAIN_SECRETS = [v.env for v in all_variables() if v.secret]
 CASES = [(stage, fn) for stage in policies.POLICY_STAGES for fn in policies.FUNCTIONS]
 
 
@@ -71,15 +72,15 @@ def signing_secret(ring: KeyRing) -> str:
     return json.dumps({"privateKey": ring.private_pem(), "publicKey": ring.public_pem()})
 
 
-def run_as(monkeypatch, stage: str, function: str, **extra: str) -> Settings:
+def run_as(monkeypatch, stage: str, function: str, **extra: str) -> StageSettings:
     """This process becomes ``function`` of ``stage``: its config.json environment and nothing else."""
-    for name in [f.metadata["env"] for f in Settings.__dataclass_fields__.values()]:
+    for name in [v.env for v in all_variables()]:
         monkeypatch.delenv(name, raising=False)
     for name, value in {**lambda_env(stage, function), **extra}.items():
         monkeypatch.setenv(name, value)
     bootstrap.reset()
     reset_keyring_cache()
-    return bootstrap.settings()
+    return load_stage_settings()
 
 
 def test_the_authorizer_verifies_tokens_without_ever_reading_the_signing_secret(moto, monkeypatch):
@@ -92,11 +93,11 @@ def test_the_authorizer_verifies_tokens_without_ever_reading_the_signing_secret(
     settings = run_as(monkeypatch, "prod", "authorizer")
     asked = secret_reads(bootstrap.aws_client("secretsmanager"))
     entry._authorizer_config.cache_clear()
-    token = issue_access_token(ring, user_id="u-1", token_version=0, issuer=settings.jwt_issuer,
-                               audience=settings.jwt_audience, ttl_seconds=900, now=dt.datetime.now(dt.UTC))
+    token = issue_access_token(ring, user_id="u-1", token_version=0, issuer=settings.authorizer.jwt_issuer,
+                               audience=settings.authorizer.jwt_audience, ttl_seconds=900, now=dt.datetime.now(dt.UTC))
     try:
         assert entry.authorize({"authorizationToken": token, "requestContext": {}})["isAuthorized"] is True
-        assert asked == [settings.jwt_public_keys_secret_id]
+        assert asked == [settings.authorizer.jwt_public_keys_secret_id]
         assert signing_id not in asked
 
         # A fresh authorizer process where the signing secret does not exist at all still verifies.
@@ -135,7 +136,7 @@ def test_no_deployed_function_gets_a_secret_value_in_its_environment(stage, func
     assert set(PLAIN_SECRETS) >= {"MONGODB_URI", "OCM_API_KEY", "JWT_PRIVATE_KEY"}
     assert not {name for name in PLAIN_SECRETS if env.get(name)}
     # ... and each plain secret has an id setting to use instead (JWT_PRIVATE_KEY: the signing-key secret).
-    ids = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
+    ids = {v.env for v in all_variables()}
     assert {"MONGODB_URI_SECRET_ID", "OCM_API_KEY_SECRET_ID", "JWT_KEY_SECRET_ID"} <= ids
 
 
@@ -198,7 +199,7 @@ def test_the_store_and_ocm_clients_get_their_values_from_secret_ids(aws, setting
         records = json.load(handle)[:40]
     server, thread = start_standin("127.0.0.1", 0, api_key=OCM_KEY, records=records)
     sm = aws.client("secretsmanager")
-    sm.create_secret(Name="jucr/test/mongodb-uri", SecretString=settings.mongodb_uri)
+    sm.create_secret(Name="jucr/test/mongodb-uri", SecretString=settings.store.mongodb_uri)
     sm.create_secret(Name="jucr/test/ocm-api-key", SecretString=OCM_KEY)
     for name, value in {"MONGODB_URI": "", "OCM_API_KEY": "", "MONGODB_URI_SECRET_ID": "jucr/test/mongodb-uri",
                         "OCM_API_KEY_SECRET_ID": "jucr/test/ocm-api-key", "OCM_API_URL": server.url,
@@ -214,19 +215,20 @@ def test_the_store_and_ocm_clients_get_their_values_from_secret_ids(aws, setting
         server.server_close()
         thread.join(timeout=5)
     assert result["complete"] is True and result["inserted"] == len(records)
-    client = MongoClient(settings.mongodb_uri, tz_aware=True)
+    client = MongoClient(settings.store.mongodb_uri, tz_aware=True)
     try:
-        assert client[settings.mongodb_db][STATIONS].count_documents({}) == len(records)
+        assert client[settings.store.mongodb_db][STATIONS].count_documents({}) == len(records)
     finally:
         client.close()
     assert sorted(asked) == ["jucr/test/mongodb-uri", "jucr/test/ocm-api-key"]
     out = capsys.readouterr()
-    assert OCM_KEY not in out.out + out.err and settings.mongodb_uri not in out.out + out.err
+    assert OCM_KEY not in out.out + out.err and settings.store.mongodb_uri not in out.out + out.err
 
 
 def test_a_store_client_with_a_secret_id_but_no_resolved_uri_refuses_instead_of_using_localhost():
     from chalicelib.config import ConfigError
     from chalicelib.store import get_database
+    from chalicelib.store.settings import StoreSettings
 
     with pytest.raises(ConfigError, match="MONGODB_URI_SECRET_ID"):
-        get_database(load_settings({"MONGODB_URI_SECRET_ID": "jucr/prod/mongodb-uri"}))
+        get_database(load_section(StoreSettings, {"MONGODB_URI_SECRET_ID": "jucr/prod/mongodb-uri"}))

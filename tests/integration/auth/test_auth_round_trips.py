@@ -53,10 +53,10 @@ class Commands(monitoring.CommandListener):
 def counted(db, settings):
     ensure_indexes(db, INDEXES)
     commands = Commands()
-    client = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[commands])
+    client = MongoClient(settings.store.mongodb_uri, tz_aware=True, event_listeners=[commands])
     client.admin.command("ping")  # connection set-up is not part of a request
     now = dt.datetime(2026, 2, 21, 14, 0, tzinfo=dt.UTC)
-    deps = AuthDeps(repo=AuthRepository(client[settings.mongodb_db]), publisher=RecordingPublisher(),
+    deps = AuthDeps(repo=AuthRepository(client[settings.store.mongodb_db]), publisher=RecordingPublisher(),
                     clock=lambda: now, keys=KeyRing.generate(), policy=POLICY)
     commands.take()
     yield deps, commands

@@ -15,4 +15,4 @@ from tests.integration.billing.sessions import NOW
 def deps(db, settings):
     ensure_indexes(db, INDEXES)
     return BillingDeps(repo=BillingRepository(db), publisher=RecordingPublisher(clock=lambda: NOW),
-                       clock=lambda: NOW, policy=BillingPolicy.from_settings(settings))
+                       clock=lambda: NOW, policy=BillingPolicy.from_settings(settings.billing))

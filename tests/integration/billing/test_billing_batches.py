@@ -110,8 +110,8 @@ def test_a_batch_of_ten_new_sessions_costs_ten_store_round_trips_and_its_redeliv
     for user in users:
         open_wallet(deps, user)
     listener = CountingListener()
-    client = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[listener])
-    counted = BillingDeps(repo=BillingRepository(client[settings.mongodb_db]), publisher=deps.publisher,
+    client = MongoClient(settings.store.mongodb_uri, tz_aware=True, event_listeners=[listener])
+    counted = BillingDeps(repo=BillingRepository(client[settings.store.mongodb_db]), publisher=deps.publisher,
                           clock=deps.clock, policy=deps.policy)
     requests = [SessionRequest(session(sessionId=str(uuid.uuid4()), userId=users[i % 4])) for i in range(10)]
     try:

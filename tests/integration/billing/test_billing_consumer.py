@@ -9,9 +9,10 @@ import uuid
 
 import pytest
 
-from chalicelib import bootstrap
 from chalicelib.billing import entry
+from chalicelib.config import load_section
 from chalicelib.events.consumer import TransientError, backoff_seconds, run_batch
+from chalicelib.events.settings import QueueSettings
 from chalicelib.observability import logger
 from chalicelib.store import TransientStoreError
 from devstack.chaos_hook import ChaosCrash
@@ -121,8 +122,7 @@ def test_transient_errors_set_exponential_visibility_and_are_reported(aws, monke
         return original(**kwargs)
 
     monkeypatch.setattr(sqs, "change_message_visibility", spy)
-    settings = bootstrap.settings().__class__(**{**bootstrap.settings().__dict__, "sqs_backoff_base_seconds": 2,
-                                                 "sqs_backoff_cap_seconds": 300})
+    queue = load_section(QueueSettings, {"SQS_BACKOFF_BASE_SECONDS": "2", "SQS_BACKOFF_CAP_SECONDS": "300"})
     failures = iter([TransientStoreError("down"), TransientError("later")])
 
     def handler(delivery):
@@ -130,7 +130,7 @@ def test_transient_errors_set_exponential_visibility_and_are_reported(aws, monke
 
     event = receive(aws, "billing", [bus_event("SESSION_ENDED", SEED), bus_event("SESSION_ENDED", SEED)])
     event["Records"][1]["attributes"]["ApproximateReceiveCount"] = "4"
-    result = run_batch(event, None, handler, source_queue="billing", settings=settings, sqs=sqs)
+    result = run_batch(event, None, handler, source_queue="billing", queue=queue, sqs=sqs)
     assert len(result["batchItemFailures"]) == 2
     assert calls == [2, 16]
     assert [backoff_seconds(n, 2, 300) for n in (1, 2, 3, 4, 5, 12)] == [2, 4, 8, 16, 32, 300]
@@ -154,9 +154,9 @@ def test_correlation_id_travels_from_the_incoming_event_to_every_published_event
     sqs = aws.client("sqs")
     capture = sqs.create_queue(QueueName="capture-billing-out")["QueueUrl"]
     capture_arn = sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="capture", EventBusName=aws.settings.event_bus_name,
+    events.put_rule(Name="capture", EventBusName=aws.settings.core.event_bus_name,
                     EventPattern=json.dumps({"source": ["jucr.billing"]}))
-    events.put_targets(Rule="capture", EventBusName=aws.settings.event_bus_name,
+    events.put_targets(Rule="capture", EventBusName=aws.settings.core.event_bus_name,
                        Targets=[{"Id": "q", "Arn": capture_arn}])
     entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])]), None)
 
@@ -196,7 +196,7 @@ def test_a_crash_mid_batch_fails_every_record_of_it_and_the_redelivery_bills_eac
     entry.handle_registrations(receive(aws, "wallets", [registered(u) for u in users]), None)
     bodies = [bus_event("SESSION_ENDED", {**SEED, "sessionId": str(uuid.uuid4()), "userId": users[i % 3]})
               for i in range(6)]
-    real_deps = entry._deps
+    real_deps = entry.billing_deps
 
     def crash_after_ledger(step: str) -> None:
         if step == "ledger_entry_stored":
@@ -207,10 +207,10 @@ def test_a_crash_mid_batch_fails_every_record_of_it_and_the_redelivery_bills_eac
         deps.checkpoint = crash_after_ledger
         return deps
 
-    monkeypatch.setattr(entry, "_deps", crashing_deps)
+    monkeypatch.setattr(entry, "billing_deps", crashing_deps)
     event = receive(aws, "billing", bodies)
     assert len(entry.handle_sessions(event, None)["batchItemFailures"]) == 6
-    monkeypatch.setattr(entry, "_deps", real_deps)
+    monkeypatch.setattr(entry, "billing_deps", real_deps)
     again = receive(aws, "billing", [])
     assert entry.handle_sessions(again, None) == {"batchItemFailures": []}
     assert db.invoices.count_documents({"status": "PAID"}) == 6

@@ -59,7 +59,7 @@ class _Interleaved(BillingRepository):
 
 def _deps(repo, settings, publisher, clock_at) -> BillingDeps:
     return BillingDeps(repo=repo, publisher=publisher, clock=lambda: clock_at,
-                       policy=BillingPolicy.from_settings(settings))
+                       policy=BillingPolicy.from_settings(settings.billing))
 
 
 def _crash_at(step: str):

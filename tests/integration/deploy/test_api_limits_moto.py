@@ -20,7 +20,7 @@ from appsync.appsync_api import MANAGED_TAG, MANAGED_VALUE, AppSyncApi
 from appsync.infra import Changes
 from appsync.limits import QUERY_DEPTH_LIMIT, RESOLVER_COUNT_LIMIT, WAF_LOGIN_RATE_LIMIT, WAF_RATE_LIMIT
 from appsync.waf import SCOPE
-from chalicelib.config import load_settings
+from chalicelib.sections import load_stage_settings
 from tests.integration.deploy.resolver_store import FakeResolverStore
 
 AUTHORIZER = "arn:aws:lambda:eu-central-1:123456789012:function:jucr-{}-authorizer"
@@ -43,7 +43,7 @@ def provisioner(stage: str) -> tuple[AppSyncApi, FakeResolverStore, Changes]:
         return FakeResolverStore(real) if name == "appsync" else real
 
     changes = Changes()
-    settings = load_settings({"JUCR_STAGE": stage, "EVENT_BUS_NAME": f"jucr-{stage}"})
+    settings = load_stage_settings({"JUCR_STAGE": stage, "EVENT_BUS_NAME": f"jucr-{stage}"})
     api = AppSyncApi(client, settings, changes, {"authorizer": AUTHORIZER.format(stage)}, {"resolvers": {}}, "",
                      sleep=lambda _s: None)
     return api, client("appsync"), changes

@@ -154,10 +154,27 @@ def test_first_deploy_runs_the_phases_in_order_and_creates_what_an_empty_account
 def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_env):
     run, clients, settings, fake = step
     first, lines = run()
-    kinds = _by_kind(first)
     assert all(line.split()[0] in {"created", "updated", "unchanged"} for line in lines)
+    _assert_consumers_report_batch_failures(clients)
+    _assert_queues_and_rules(clients, settings)
+    _assert_schedules_retry_into_their_dlq(clients)
+    assert _by_kind(first)["sns topic"] == {"jucr-dev-alarms": "unchanged"}  # made by the --only infra run
+    _assert_alarms(clients)
+    _assert_appsync(clients, fake)
+    _assert_bus_to_appsync(clients)
 
-    # ReportBatchItemFailures on every SQS mapping Chalice made.
+    second, second_lines = run()  # second run: nothing changes
+    assert not second.changed, [line for line in second_lines if not line.startswith("unchanged")]
+    assert len(second.lines) == len(first.lines)
+
+    run(remove=True)
+    _assert_torn_down(clients, fake)
+    again, _ = run(remove=True)  # and a teardown of nothing is a no-op
+    assert not again.lines
+
+
+def _assert_consumers_report_batch_failures(clients) -> None:
+    """ReportBatchItemFailures on every SQS mapping Chalice made."""
     lam = clients("lambda")
     for function, queue in SQS_CONSUMERS.items():
         arn = lam.get_function(FunctionName=f"jucr-{STAGE}-{function}")["Configuration"]["FunctionArn"]
@@ -165,12 +182,14 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
         assert len(mappings) == 1 and mappings[0]["EventSourceArn"].endswith(f":jucr-{STAGE}-{queue}")
         assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
-    # Queues with redrive to their DLQ; bus rules -> queues with retry + DLQ.
+
+def _assert_queues_and_rules(clients, settings) -> None:
+    """Queues with redrive to their DLQ; bus rules -> queues with retry + DLQ."""
     sqs, events = clients("sqs"), clients("events")
     url = sqs.get_queue_url(QueueName="jucr-dev-billing")["QueueUrl"]
     redrive = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(":jucr-dev-billing-dlq")
-    assert int(redrive["maxReceiveCount"]) == settings.max_receive_count
+    assert int(redrive["maxReceiveCount"]) == settings.queue.max_receive_count
     rule = events.describe_rule(Name="jucr-dev-to-billing", EventBusName="jucr-dev")
     assert json.loads(rule["EventPattern"]) == {"source": ["jucr.session"], "detail-type": ["SESSION_ENDED"]}
     target = events.list_targets_by_rule(Rule="jucr-dev-to-billing", EventBusName="jucr-dev")["Targets"][0]
@@ -180,7 +199,10 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
                             ["Policy"])
     assert dlq_policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == [rule["Arn"]]
 
-    # Schedule rules (Chalice's, default bus): retry policy + DLQ on the target; async invoke config.
+
+def _assert_schedules_retry_into_their_dlq(clients) -> None:
+    """Schedule rules (Chalice's, default bus): retry policy + DLQ on the target; async invoke config."""
+    events, lam = clients("events"), clients("lambda")
     for function in ("ocm_sync", "ocm_full_sweep"):
         schedule_target = events.list_targets_by_rule(Rule=f"jucr-{STAGE}-{function}-event")["Targets"][0]
         assert schedule_target["RetryPolicy"]["MaximumRetryAttempts"] == 4
@@ -189,14 +211,18 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
         assert config["MaximumRetryAttempts"] == 2
         assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(":jucr-dev-ocm-sync-dlq")
 
-    # Alarms + SNS topic (appsync/alarms.py, called by the step).
-    assert kinds["sns topic"] == {"jucr-dev-alarms": "unchanged"}  # made by the --only infra run
+
+def _assert_alarms(clients) -> None:
+    """Alarms + SNS topic (appsync/alarms.py, called by the step)."""
     assert [t for t in clients("sns").list_topics()["Topics"] if t["TopicArn"].endswith(":jucr-dev-alarms")]
     alarms = clients("cloudwatch").describe_alarms(AlarmNamePrefix="jucr-dev-")["MetricAlarms"]
     assert any(a["AlarmName"] == "jucr-dev-billing-dlq-depth" for a in alarms)
 
-    # AppSync: Lambda authorizer by default, API key + IAM additional; permission; key; schema.
-    api = next(a for a in clients("appsync").list_graphql_apis()["graphqlApis"] if a["name"] == "jucr-dev")
+
+def _assert_appsync(clients, fake) -> None:
+    """Lambda authorizer by default, API key + IAM additional; permission; key; schema; limits; WAF."""
+    lam, appsync = clients("lambda"), clients("appsync")
+    api = next(a for a in appsync.list_graphql_apis()["graphqlApis"] if a["name"] == "jucr-dev")
     assert api["authenticationType"] == "AWS_LAMBDA"
     assert api["lambdaAuthorizerConfig"]["authorizerUri"].endswith(":function:jucr-dev-authorizer")
     assert [p["authenticationType"] for p in api["additionalAuthenticationProviders"]] == ["API_KEY", "AWS_IAM"]
@@ -204,8 +230,8 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
     statement = next(s for s in policy["Statement"] if s["Sid"] == "jucr-dev-appsync-authorizer")
     assert statement["Principal"] == {"Service": "appsync.amazonaws.com"}
     assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == api["arn"]
-    assert len(clients("appsync").list_api_keys(apiId=api["apiId"])["apiKeys"]) == 1
-    assert clients("appsync").get_schema_creation_status(apiId=api["apiId"])["status"] in ("SUCCESS", "ACTIVE")
+    assert len(appsync.list_api_keys(apiId=api["apiId"])["apiKeys"]) == 1
+    assert appsync.get_schema_creation_status(apiId=api["apiId"])["status"] in ("SUCCESS", "ACTIVE")
     assert {k[1] for k in fake.data_sources} == {"auth_resolver", "billing_resolver", "stations_resolver",
                                                  "PublishNone"}
     assert ("Query", "wallet") in {(k[1], k[2]) for k in fake.resolvers}
@@ -214,9 +240,11 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
                                              "introspectionConfig": "ENABLED"}
     assert clients("wafv2").get_web_acl_for_resource(ResourceArn=api["arn"])["WebACL"]["Name"] == "jucr-dev-api"
 
-    # Bus -> AppSync rules with input transformer and a role allowed appsync:GraphQL.
-    appsync_target = events.list_targets_by_rule(Rule="jucr-dev-to-appsync-invoice-generated",
-                                                 EventBusName="jucr-dev")["Targets"][0]
+
+def _assert_bus_to_appsync(clients) -> None:
+    """Bus -> AppSync rules with input transformer and a role allowed appsync:GraphQL."""
+    appsync_target = clients("events").list_targets_by_rule(Rule="jucr-dev-to-appsync-invoice-generated",
+                                                            EventBusName="jucr-dev")["Targets"][0]
     assert "publishInvoiceGenerated(input: $input)" in appsync_target["AppSyncParameters"]["GraphQLOperation"]
     assert appsync_target["InputTransformer"]["InputPathsMap"]["userId"] == "$.detail.userId"
     role_name = appsync_target["RoleArn"].rsplit("/", 1)[-1]
@@ -224,13 +252,10 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
     assert role_policy["Statement"][0]["Action"] == ["appsync:GraphQL"]
     assert all("/types/Mutation/fields/publish" in r for r in role_policy["Statement"][0]["Resource"])
 
-    # Second run: nothing changes.
-    second, second_lines = run()
-    assert not second.changed, [line for line in second_lines if not line.startswith("unchanged")]
-    assert len(second.lines) == len(first.lines)
 
-    # Teardown: nothing of ours left; Chalice's functions and schedule rules stay.
-    run(remove=True)
+def _assert_torn_down(clients, fake) -> None:
+    """Nothing of ours left; Chalice's functions, roles and schedule rules stay."""
+    sqs, events, lam = clients("sqs"), clients("events"), clients("lambda")
     assert not [a for a in clients("appsync").list_graphql_apis()["graphqlApis"] if a["name"] == "jucr-dev"]
     assert not fake.data_sources and not fake.resolvers
     assert not [a for a in clients("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] if a["Name"] == "jucr-dev-api"]
@@ -247,9 +272,6 @@ def test_deploy_wires_everything_then_is_idempotent_then_tears_down(step, moto_e
         schedule_target = events.list_targets_by_rule(Rule=f"jucr-{STAGE}-{function}-event")["Targets"][0]
         assert "DeadLetterConfig" not in schedule_target and "RetryPolicy" not in schedule_target
         assert lam.get_function(FunctionName=f"jucr-{STAGE}-{function}")
-    # And a teardown of nothing is a no-op.
-    again, _ = run(remove=True)
-    assert not again.lines
 
 
 def _has_policy(lam) -> bool:

@@ -28,7 +28,7 @@ def test_alarms_exist_notify_the_topic_and_are_idempotent(aws):
         assert depth["MetricName"] == "ApproximateNumberOfMessagesVisible"
         assert depth["Dimensions"] == [{"Name": "QueueName", "Value": f"jucr-test-{dlq}"}]
         age = alarms[f"jucr-test-{dlq}-oldest-age"]
-        assert age["Threshold"] == float(aws.settings.dlq_age_alarm_seconds)
+        assert age["Threshold"] == float(aws.settings.alarm.dlq_age_alarm_seconds)
     assert alarms["jucr-test-billing-failed"]["MetricName"] == "BillingFailed"
     assert alarms["jucr-test-billing-failed"]["Dimensions"] == [{"Name": "service", "Value": "jucr"},
                                                                 {"Name": "queue", "Value": "billing-dlq"}]
@@ -38,7 +38,8 @@ def test_alarms_exist_notify_the_topic_and_are_idempotent(aws):
     stalled = alarms["jucr-test-ocm-sync-stalled"]
     assert (stalled["Period"], stalled["EvaluationPeriods"], stalled["TreatMissingData"]) == (21600, 2, "breaching")
     latency = alarms["jucr-test-billing-latency-p99"]
-    assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == float(aws.settings.billing_latency_slo_ms)
+    assert latency["ExtendedStatistic"] == "p99"
+    assert latency["Threshold"] == float(aws.settings.alarm.billing_latency_slo_ms)
     held = alarms["jucr-test-ocm-sweep-removal-held"]
     assert (held["MetricName"], held["Dimensions"]) == ("OcmSweepRemovalHeld", [{"Name": "service", "Value": "jucr"}])
     assert all(a["AlarmActions"] == [topic] for a in alarms.values())
@@ -50,7 +51,9 @@ def test_alarms_exist_notify_the_topic_and_are_idempotent(aws):
 
 def test_a_changed_threshold_is_updated_and_schedule_off_removes_the_sync_alarm(aws):
     ensure_alarms(aws.client, aws.settings, Changes())
-    changed = dataclasses.replace(aws.settings, dlq_age_alarm_seconds=600, ocm_sync_schedule="off")
+    stage = aws.settings
+    changed = dataclasses.replace(stage, alarm=dataclasses.replace(stage.alarm, dlq_age_alarm_seconds=600),
+                                  schedule=dataclasses.replace(stage.schedule, ocm_sync_schedule="off"))
     changes = ensure_alarms(aws.client, changed, Changes())
     updated = {name for action, _, name in changes.lines if action == "updated"}
     assert updated == {f"jucr-test-{q}-oldest-age" for q in ("billing-dlq", "wallets-dlq", "ocm-sync-dlq")}

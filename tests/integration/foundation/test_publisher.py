@@ -52,7 +52,7 @@ class _FlakyEvents:
 
 def test_failed_entries_are_retried_not_dropped(aws):
     flaky = _FlakyEvents(aws.client("events"), failures=2)
-    publisher = EventBridgePublisher(client=flaky, bus_name=aws.settings.event_bus_name, sleep=lambda s: None)
+    publisher = EventBridgePublisher(client=flaky, bus_name=aws.settings.core.event_bus_name, sleep=lambda s: None)
     publisher.publish([_registered(i) for i in range(3)])
     assert flaky.seen == [3, 1, 1]  # only the failed entry is re-sent
     assert len(aws.receive_all("wallets")) == 3
@@ -60,7 +60,7 @@ def test_failed_entries_are_retried_not_dropped(aws):
 
 def test_persistent_failure_raises_instead_of_dropping(aws):
     flaky = _FlakyEvents(aws.client("events"), failures=99)
-    publisher = EventBridgePublisher(client=flaky, bus_name=aws.settings.event_bus_name, sleep=lambda s: None,
+    publisher = EventBridgePublisher(client=flaky, bus_name=aws.settings.core.event_bus_name, sleep=lambda s: None,
                                      retries=2)
     with pytest.raises(PublishError) as err:
         publisher.publish([_registered(1)])
@@ -81,7 +81,7 @@ class _Forgetful:
 
 def test_an_answer_without_entry_results_is_retried(aws):
     forgetful = _Forgetful(aws.client("events"))
-    publisher = EventBridgePublisher(client=forgetful, bus_name=aws.settings.event_bus_name, sleep=lambda s: None)
+    publisher = EventBridgePublisher(client=forgetful, bus_name=aws.settings.core.event_bus_name, sleep=lambda s: None)
     publisher.publish([_registered(1), _registered(2)])
     assert forgetful.calls == 2
     assert len(aws.receive_all("wallets")) == 4  # at-least-once: the first copies landed too, same event ids

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from chalicelib import bootstrap
-from chalicelib.events.queues import SQS_MAX_DELAY_SECONDS, StageQueues, message_attributes, queue_name
+from chalicelib.config import CoreSettings, queue_name
+from chalicelib.events.queues import SQS_MAX_DELAY_SECONDS, StageQueues, message_attributes
 
 
 class CountingSqs:
@@ -21,16 +22,16 @@ class CountingSqs:
 
 
 def test_the_name_rule_is_the_one_the_deploy_step_provisions(aws):
-    settings = bootstrap.settings()
-    assert queue_name(settings.app_name, settings.stage, "billing") == settings.queue_name("billing")
-    queues = StageQueues.for_stage(bootstrap.aws_client("sqs"), settings.app_name, settings.stage)
+    core = bootstrap.settings(CoreSettings)
+    assert queue_name(core.app_name, core.stage, "billing") == core.queue_name("billing") == "jucr-test-billing"
+    queues = StageQueues.for_stage(bootstrap.aws_client("sqs"), core.app_name, core.stage)
     assert queues.url("billing") == aws.queue_url("billing")
-    assert queues.arn("billing").endswith(f":{settings.queue_name('billing')}")
+    assert queues.arn("billing").endswith(f":{core.queue_name('billing')}")
 
 
 def test_each_url_is_looked_up_once(aws):
     sqs = CountingSqs(bootstrap.aws_client("sqs"))
-    queues = StageQueues(sqs, bootstrap.settings().queue_name)
+    queues = StageQueues(sqs, bootstrap.settings(CoreSettings).queue_name)
     for _ in range(3):
         queues.url("billing")
         queues.url("billing-dlq")
@@ -38,7 +39,7 @@ def test_each_url_is_looked_up_once(aws):
 
 
 def test_send_shapes_attributes_and_caps_the_delay(aws):
-    queues = StageQueues(bootstrap.aws_client("sqs"), bootstrap.settings().queue_name)
+    queues = StageQueues(bootstrap.aws_client("sqs"), bootstrap.settings(CoreSettings).queue_name)
     queues.send("billing-dlq", "{}", {"sourceQueue": "billing", "redriveCount": 2}, delay_seconds=-5)
     [message] = aws.receive_all("billing-dlq")
     attributes = message["MessageAttributes"]

@@ -1,12 +1,13 @@
 import pytest
 
-from chalicelib.config import load_settings
+from chalicelib.config import load_section
 from chalicelib.store import TransientStoreError, get_database, reset_clients
 from chalicelib.store.errors import translate_errors
+from chalicelib.store.settings import StoreSettings
 
 
 def test_unreachable_store_is_a_transient_error():
-    settings = load_settings({"MONGODB_URI": "mongodb://127.0.0.1:9/", "MONGODB_TIMEOUT_MS": "200"})
+    settings = load_section(StoreSettings, {"MONGODB_URI": "mongodb://127.0.0.1:9/", "MONGODB_TIMEOUT_MS": "200"})
     try:
         with pytest.raises(TransientStoreError, match="store unavailable"):
             with translate_errors("ping"):

@@ -149,8 +149,8 @@ def counted_repo(settings):
     from pymongo import MongoClient
 
     counter = CommandCounter()
-    client = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[counter])
-    db = client[settings.mongodb_db]
+    client = MongoClient(settings.store.mongodb_uri, tz_aware=True, event_listeners=[counter])
+    db = client[settings.store.mongodb_db]
     ensure_indexes(db, INDEXES)
     counter.reset()
     yield MirrorRepository(db), counter

@@ -23,7 +23,8 @@ from chalicelib.billing.plausibility import (
 )
 from chalicelib.billing.policy import BillingPolicy, WalletNotOpen
 from chalicelib.billing.session_state import SessionBill, SessionRequest
-from chalicelib.config import ConfigError, load_settings
+from chalicelib.billing.settings import BillingSettings
+from chalicelib.config import ConfigError, load_section
 from chalicelib.contracts.errors import SessionReused
 from chalicelib.contracts.events import parse_event
 
@@ -38,7 +39,7 @@ STORED = {"userId": SESSION["userId"], "stationId": SESSION["stationId"],
 
 
 def policy(**over) -> BillingPolicy:
-    return BillingPolicy.from_settings(load_settings({"JUCR_STAGE": "test", **over}))
+    return BillingPolicy.from_settings(load_section(BillingSettings, over))
 
 
 def payload(**over) -> dict:
@@ -62,7 +63,7 @@ def test_the_settings_default_to_30_days_and_300_seconds_and_reach_the_policy():
 ])
 def test_settings_out_of_range_stop_start_up_naming_the_variable(variable, value):
     with pytest.raises(ConfigError, match=variable):
-        load_settings({"JUCR_STAGE": "test", variable: value})
+        load_section(BillingSettings, {variable: value})
 
 
 @pytest.mark.parametrize(("ended_at", "problem"), [

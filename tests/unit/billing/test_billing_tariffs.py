@@ -6,8 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from chalicelib.billing.settings import BillingSettings
 from chalicelib.billing.tariffs import Tariff, Usage, billable_seconds, price, round_cents, to_cents
-from chalicelib.config import load_settings
+from chalicelib.config import load_section
 
 
 def tariff(**prices) -> Tariff:
@@ -75,7 +76,7 @@ def test_cents_are_exact_and_half_up():
 
 
 def test_default_tariff_comes_from_settings_and_roundtrips_through_the_store_shape():
-    settings = load_settings({"TARIFF_TIME_PER_HOUR": "1.50", "TARIFF_FLAT_FEE": "0.99"})
+    settings = load_section(BillingSettings, {"TARIFF_TIME_PER_HOUR": "1.50", "TARIFF_FLAT_FEE": "0.99"})
     default = Tariff.from_settings(settings)
     assert (default.energy_per_kwh, default.time_per_hour, default.flat_fee, default.vat_rate) == (
         D("0.39"), D("1.50"), D("0.99"), D("0.19"))

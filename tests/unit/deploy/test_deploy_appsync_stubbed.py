@@ -20,7 +20,7 @@ from appsync.bus_to_api import endpoint_arn
 from appsync.data_sources import NONE_DATA_SOURCE, NONE_REQUEST_TEMPLATE, NONE_RESPONSE_TEMPLATE
 from appsync.infra import Changes
 from appsync.subscriptions import GUARDED_SUBSCRIPTIONS
-from chalicelib.config import load_settings
+from chalicelib.sections import load_stage_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 RESOLVERS = json.loads((ROOT / "appsync" / "resolvers.json").read_text())
@@ -35,7 +35,7 @@ ROLE = "arn:aws:iam::123456789012:role/jucr-dev-appsync-datasources"
 @pytest.fixture
 def stubbed():
     client = boto3.client("appsync", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x")
-    settings = load_settings({"JUCR_STAGE": "dev", "EVENT_BUS_NAME": "jucr-dev"})
+    settings = load_stage_settings({"JUCR_STAGE": "dev", "EVENT_BUS_NAME": "jucr-dev"})
     changes = Changes()
     api = AppSyncApi(lambda name: client, settings, changes, FUNCTIONS, RESOLVERS,
                      (ROOT / "appsync" / "schema.graphql").read_text())

@@ -42,9 +42,9 @@ def test_no_directive_is_glued_to_the_next_token():
 
 
 def test_the_deploy_step_and_the_local_endpoint_run_the_same_template():
-    from chalicelib.config import load_settings
+    from chalicelib.sections import load_stage_settings
 
-    api = AppSyncApi(lambda name: None, load_settings({}), None, {}, {"resolvers": {}}, "")  # type: ignore[arg-type]
+    api = AppSyncApi(lambda name: None, load_stage_settings({}), None, {}, {"resolvers": {}}, "")  # type: ignore[arg-type]
     deployed = {path: spec["requestMappingTemplate"] for path, spec in api.desired_resolvers().items()
                 if path.startswith("Subscription.")}
     assert deployed == GUARD_TEMPLATES == {path: SUBSCRIPTION_GUARD_REQUEST for path in GUARDED_SUBSCRIPTIONS}

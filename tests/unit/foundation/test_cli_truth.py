@@ -43,25 +43,25 @@ def test_settings_show_the_running_stacks_values(tmp_path):
     state = _state(tmp_path, os.getpid(), {"MONGODB_URI": "mongodb://127.0.0.1:9/", "JUCR_STAGE": "local",
                                            **LOCAL_DEFAULTS})
     shown = _settings(state)
-    assert shown["wallet_opening_balance"] == LOCAL_DEFAULTS["WALLET_OPENING_BALANCE"] == "50.00"
-    assert shown["bcrypt_cost"] == LOCAL_DEFAULTS["BCRYPT_COST"] == "4"
-    assert shown["sqs_backoff_base_seconds"] == LOCAL_DEFAULTS["SQS_BACKOFF_BASE_SECONDS"] == "1"
-    assert shown["mongodb_uri"] == "***"
+    assert shown["billing"]["wallet_opening_balance"] == LOCAL_DEFAULTS["WALLET_OPENING_BALANCE"] == "50.00"
+    assert shown["auth"]["bcrypt_cost"] == LOCAL_DEFAULTS["BCRYPT_COST"] == "4"
+    assert shown["queue"]["sqs_backoff_base_seconds"] == LOCAL_DEFAULTS["SQS_BACKOFF_BASE_SECONDS"] == "1"
+    assert shown["store"]["mongodb_uri"] == "***"
 
 
 def test_what_the_stack_recorded_beats_its_defaults_and_the_caller_beats_both(tmp_path):
     state = _state(tmp_path, os.getpid(), {"BCRYPT_COST": "6", "SQS_BACKOFF_BASE_SECONDS": "0"})
     shown = _settings(state, SQS_BACKOFF_BASE_SECONDS="3")
-    assert (shown["bcrypt_cost"], shown["sqs_backoff_base_seconds"]) == ("6", "3")
+    assert (shown["auth"]["bcrypt_cost"], shown["queue"]["sqs_backoff_base_seconds"]) == ("6", "3")
 
 
 def test_a_stopped_stack_or_another_stage_is_ignored(tmp_path):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    assert _settings(_state(tmp_path, gone.pid, {}))["wallet_opening_balance"] == "0"
+    assert _settings(_state(tmp_path, gone.pid, {}))["billing"]["wallet_opening_balance"] == "0"
     alive = _state(tmp_path, os.getpid(), {})
     shown = _settings(alive, JUCR_STAGE="prod", MONGODB_URI="mongodb://x/")
-    assert (shown["stage"], shown["bcrypt_cost"]) == ("prod", "12")
+    assert (shown["core"]["stage"], shown["auth"]["bcrypt_cost"]) == ("prod", "12")
 
 
 class _NoLetters:

@@ -23,8 +23,9 @@ DOMAINS = ("auth", "billing", "ocm", "dlq")
 # Layers every domain may use; they know no domain.
 SHARED = ("contracts", "events", "store", "observability", "config", "topology", "cli_exits", "timestamps",
           "resolvers")
-# Composition roots: they build each domain's ports and the CLI, so they may import any domain.
-COMPOSERS = ("chalicelib.bootstrap", "chalicelib.__main__")
+# Composition roots: they build each domain's ports, the CLI and the stage's settings (every domain's
+# section, chalicelib.sections), so they may import any domain.
+COMPOSERS = ("chalicelib.bootstrap", "chalicelib.__main__", "chalicelib.sections")
 _DYNAMIC = ("import_module", "__import__")
 
 
