@@ -8,6 +8,8 @@ so its log records carry the Lambda context and its metrics are flushed
 (``chalicelib/observability/handler.py``), and the settings sections below.
 
 Each resolver Lambda's GraphQL fields are in ``chalicelib/<domain>/graphql.py``.
+Subscriptions run no Lambda: bus rules feed AppSync's publish mutations, declared once
+in ``appsync/subscriptions.py`` (the deploy step) and served locally by ``devstack/realtime.py``.
 
 Resource names (queues, schedules) are read once here, because Chalice needs them
 at import: ``CoreSettings`` (app name, stage) and ``ScheduleSettings``, the two

@@ -40,16 +40,16 @@ _COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", 
 
 
 def topic_name(settings: StageSettings) -> str:
-    return f"{settings.core.app_name}-{settings.core.stage}-alarms"
+    return settings.core.resource_name("alarms")
 
 
 def alarm_name(settings: StageSettings, suffix: str) -> str:
-    return f"{settings.core.app_name}-{settings.core.stage}-{suffix}"
+    return settings.core.resource_name(suffix)
 
 
 def function_name(settings: StageSettings, function: str) -> str:
     """The Lambda name ``chalice deploy`` gives a function: ``<app>-<stage>-<name>``."""
-    return f"{settings.core.app_name}-{settings.core.stage}-{function}"
+    return settings.core.resource_name(function)
 
 
 def schedule_seconds(expression: str) -> int | None:

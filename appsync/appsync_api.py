@@ -54,7 +54,7 @@ class AppSyncApi:
         self.schema_text = schema_text
         self.sleep = sleep
         self.now = now
-        self.prefix = f"{settings.core.app_name}-{settings.core.stage}"
+        self.prefix = settings.core.prefix
 
     # -- names ---------------------------------------------------------------------------
     @property

@@ -103,7 +103,7 @@ def policy_document(settings: StageSettings, function: str) -> dict[str, Any]:
     policy would get no secret grant.
     """
     needs = _NEEDS[function]
-    lambda_name = f"{settings.core.app_name}-{settings.core.stage}-{function}"
+    lambda_name = settings.core.resource_name(function)
     log_group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{lambda_name}"
     statements: list[dict[str, Any]] = [
         {"Sid": "OwnLogGroup", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [log_group]},
@@ -131,7 +131,7 @@ def policy_document(settings: StageSettings, function: str) -> dict[str, Any]:
         statements.append({"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                            "Resource": [secret_arn(secret_id) for secret_id in secret_ids(settings)]})
     if needs.get("invoke"):
-        target = f"{settings.core.app_name}-{settings.core.stage}-{needs['invoke']}"
+        target = settings.core.resource_name(needs["invoke"])
         statements.append({"Sid": "InvokeForRedrive", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
                            "Resource": [f"arn:aws:lambda:*:*:function:{target}"]})
     return {"Version": "2012-10-17", "Statement": statements}

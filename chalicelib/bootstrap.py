@@ -85,7 +85,7 @@ def database():
     from chalicelib.store.settings import StoreSettings
 
     core = get_section(CoreSettings)
-    return get_database(get_section(StoreSettings), uri=mongodb_uri(), appname=f"{core.app_name}-{core.stage}")
+    return get_database(get_section(StoreSettings), uri=mongodb_uri(), appname=core.prefix)
 
 
 _indexed: set[tuple[str, str, str]] = set()

@@ -32,13 +32,19 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def queue_name(app_name: str, stage: str, short: str) -> str:
-    """``<app>-<stage>-<short>``: the name the deploy step gives a queue of the topology.
+def resource_name(app_name: str, stage: str, name: str) -> str:
+    """``<app>-<stage>-<name>``: how every AWS resource of a stage is named.
 
-    Chalice (``app.py``), the deploy step, the runtime's queue adapter and the bus rules
-    (``<app>-<stage>-to-<short>``) all name resources with this one rule, so they agree.
+    Chalice names its functions so (``app.py``), and the deploy step, the runtime's queue
+    adapter, the bus rules (``<app>-<stage>-to-<short>``), the alarms and the local stack
+    name queues, rules, topics and alarms with this one rule, so they agree.
     """
-    return f"{app_name}-{stage}-{short}"
+    return f"{stage_prefix(app_name, stage)}-{name}"
+
+
+def stage_prefix(app_name: str, stage: str) -> str:
+    """``<app>-<stage>``: what every resource name of a stage starts with (the AppSync API is named just this)."""
+    return f"{app_name}-{stage}"
 
 
 # --- rules: marshmallow fields whose messages read "expected <rule>" -------------------
@@ -196,7 +202,15 @@ class CoreSettings(Section):
 
     def queue_name(self, short: str) -> str:
         """Full queue name: app, stage and the short name the CLI accepts."""
-        return queue_name(self.app_name, self.stage, short)
+        return resource_name(self.app_name, self.stage, short)
+
+    @property
+    def prefix(self) -> str:
+        return stage_prefix(self.app_name, self.stage)
+
+    def resource_name(self, name: str) -> str:
+        """This stage's name for a function, rule, topic or alarm (``<app>-<stage>-<name>``)."""
+        return resource_name(self.app_name, self.stage, name)
 
 
 _SCHEDULE = r"off|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.config import CoreSettings, queue_name
+from chalicelib.config import CoreSettings
 from chalicelib.contracts.events import SESSION_ENDED, USER_REGISTERED, trusted_sources
 
 # Function timeouts (seconds); .chalice/config.json must say the same (a test ties them).
@@ -88,4 +88,4 @@ def accepted_sources(short: str, settings: CoreSettings) -> dict[str, str]:
 
 def rule_name(settings: CoreSettings, queue: QueueSpec) -> str:
     """The bus rule feeding ``queue``: ``<app>-<stage>-to-<short>``, by the same rule as the queue's name."""
-    return queue_name(settings.app_name, settings.stage, f"to-{queue.short}")
+    return settings.resource_name(f"to-{queue.short}")

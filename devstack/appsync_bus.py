@@ -35,14 +35,14 @@ Publish = Callable[[str, dict[str, Any]], None]
 
 
 def tap_queue_name(settings: CoreSettings) -> str:
-    return f"{settings.app_name}-{settings.stage}-appsync-tap"
+    return settings.resource_name("appsync-tap")
 
 
 def provision(clients: Callable[[str], Any], settings: CoreSettings, schema: Any,
               changes: Changes | None = None) -> tuple[str, str]:
     """Put the bus -> AppSync rules into moto, targeting the tap queue; returns its URL and ARN."""
     changes = changes or Changes()
-    prefix = f"{settings.app_name}-{settings.stage}"
+    prefix = settings.prefix
     specs = {bus_rule_name(prefix, spec.detail_type): spec for spec in bus_targets(schema)}
     tapped = queue_behind_rules(clients, settings.event_bus_name, tap_queue_name(settings),
                                 {name: spec.pattern for name, spec in specs.items()}, TAP_TARGET_ID)

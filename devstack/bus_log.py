@@ -27,7 +27,7 @@ CATCH_ALL = {"source": [{"exists": True}]}
 
 def name(settings: CoreSettings) -> str:
     """The rule's name, also its queue's, beside the stage's other resources."""
-    return f"{settings.app_name}-{settings.stage}-local-bus-log"
+    return settings.resource_name("local-bus-log")
 
 
 def provision(clients: Callable[[str], Any], settings: CoreSettings) -> tuple[str, str]:

@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,7 +34,7 @@ from chalicelib import bootstrap  # noqa: E402
 from chalicelib.events.queues import StageQueues  # noqa: E402
 from chalicelib.sections import StageSettings, load_stage_settings  # noqa: E402
 from devstack.embedded_mongo import EmbeddedMongo  # noqa: E402
-from devstack.pump import drain_queue  # noqa: E402
+from devstack.pump import drain_queue, queue_behind_rules  # noqa: E402
 from devstack.stack_client import StackClient  # noqa: E402
 from devstack.stack_process import StackProcess, start_stack  # noqa: E402
 
@@ -129,6 +131,14 @@ class AwsStandIn:
     def receive_all(self, short: str, wait: int = 0) -> list[dict]:
         """Drain a queue (messages are deleted), for assertions."""
         return drain_queue(self.client("sqs"), self.queue_url(short), wait)
+
+    def capture(self, name: str, pattern: dict[str, Any]) -> Callable[[], list[dict]]:
+        """A queue behind a bus rule ``name`` matching ``pattern``; the returned call drains the event details.
+
+        What a subscriber of those events would receive (the Session Service, a client), for assertions.
+        """
+        url, _ = queue_behind_rules(self.client, self.settings.core.event_bus_name, name, {name: pattern}, "capture")
+        return lambda: [json.loads(m["Body"])["detail"] for m in drain_queue(self.client("sqs"), url)]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ the local stack and its checks all reach queues by short name (``billing``,
 queue exists, so it is kept after the first lookup: a warm Lambda pays no extra call per
 record, and no caller keeps a cache of its own.
 
-Names follow ``chalicelib.config.queue_name``, the rule the deploy step creates them by.
+Names follow ``chalicelib.config.resource_name``, the rule the deploy step creates them by.
 boto3 is not imported: callers hand in a client (a moto one in tests, the composition
 root's in Lambda).
 """
@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.config import queue_name
+from chalicelib.config import resource_name
 
 # SQS refuses a DelaySeconds above 15 minutes; a longer back-off is capped, not an error.
 SQS_MAX_DELAY_SECONDS = 900
@@ -60,7 +60,7 @@ class StageQueues:
 
     @classmethod
     def for_stage(cls, sqs: Any, app_name: str, stage: str) -> StageQueues:
-        return cls(sqs, lambda short: queue_name(app_name, stage, short))
+        return cls(sqs, lambda short: resource_name(app_name, stage, short))
 
     def url(self, short: str) -> str:
         cached = self._urls.get(short)

@@ -18,7 +18,6 @@ import pytest
 from chalicelib.billing import entry
 from chalicelib.billing.plausibility import AHEAD, OTHER_USAGE, TOO_OLD, UNKNOWN_USER
 from chalicelib.dlq.entry import reconcile
-from devstack.pump import drain_queue
 
 USER = "0b1732fa-631a-4952-b6d6-2d586ed9dbf8"
 
@@ -87,15 +86,9 @@ def dead_lettered_permanently(aws, reason: str, error_type: str = "SessionImplau
 
 def assert_compensated(aws, db, letters: list[dict], detail: dict, reason: str) -> None:
     """The reconciler publishes BILLING_FAILED with billing's reason and writes it into the audit."""
-    sqs, events = aws.client("sqs"), aws.client("events")
-    url = sqs.create_queue(QueueName="capture-billing-failed")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="capture-billing-failed", EventBusName=aws.settings.core.event_bus_name,
-                    EventPattern=json.dumps({"detail-type": ["BILLING_FAILED"]}))
-    events.put_targets(Rule="capture-billing-failed", EventBusName=aws.settings.core.event_bus_name,
-                       Targets=[{"Id": "capture", "Arn": arn}])
+    captured = aws.capture("capture-billing-failed", {"detail-type": ["BILLING_FAILED"]})
     assert reconcile("billing-dlq", records(aws, "billing-dlq", letters), None) == {"batchItemFailures": []}
-    [failed] = [json.loads(m["Body"])["detail"] for m in drain_queue(sqs, url)]
+    [failed] = captured()
     assert (failed["sessionId"], failed["reason"]) == (detail["sessionId"], reason)
     [record] = list(db.dead_letters.find({"businessKey.sessionId": detail["sessionId"]}))
     assert (record["action"], record["failureClass"], record["reason"]) == ("billing_failed", "permanent", reason)

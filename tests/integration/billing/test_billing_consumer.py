@@ -150,14 +150,7 @@ def test_resolver_refuses_anonymous_and_unknown_fields(aws):
 
 def test_correlation_id_travels_from_the_incoming_event_to_every_published_event(aws, db):
     """Observability contract: the id an event arrives with is on every event it causes, and in the logs."""
-    events = aws.client("events")
-    sqs = aws.client("sqs")
-    capture = sqs.create_queue(QueueName="capture-billing-out")["QueueUrl"]
-    capture_arn = sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="capture", EventBusName=aws.settings.core.event_bus_name,
-                    EventPattern=json.dumps({"source": ["jucr.billing"]}))
-    events.put_targets(Rule="capture", EventBusName=aws.settings.core.event_bus_name,
-                       Targets=[{"Id": "q", "Arn": capture_arn}])
+    captured = aws.capture("capture-billing-out", {"source": ["jucr.billing"]})
     entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])]), None)
 
     session = dict(SEED, correlationId="corr-from-session-service")
@@ -169,10 +162,9 @@ def test_correlation_id_travels_from_the_incoming_event_to_every_published_event
     finally:
         logger.registered_handler.setStream(previous)
 
-    got = sqs.receive_message(QueueUrl=capture, MaxNumberOfMessages=10)["Messages"]
-    published = [json.loads(m["Body"]) for m in got]
-    assert sorted(p["detail-type"] for p in published) == ["INVOICE_GENERATED", "PAYMENT_COMPLETED"]
-    assert {p["detail"]["correlationId"] for p in published} == {"corr-from-session-service"}
+    published = captured()
+    assert sorted(p["eventType"] for p in published) == ["INVOICE_GENERATED", "PAYMENT_COMPLETED"]
+    assert {p["correlationId"] for p in published} == {"corr-from-session-service"}
     log_lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert log_lines and all(line.get("correlation_id") == "corr-from-session-service" for line in log_lines)
 

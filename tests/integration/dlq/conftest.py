@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chalicelib import bootstrap
-from devstack.pump import drain_queue
 
 
 @pytest.fixture
@@ -16,12 +13,5 @@ def stage(aws, db, monkeypatch):
     monkeypatch.setenv("DLQ_REDRIVE_DELAY_SECONDS", "0")
     monkeypatch.setenv("JUCR_NO_LOCAL_STACK", "1")
     bootstrap.reset()
-    sqs, events = aws.client("sqs"), aws.client("events")
-    capture_url = sqs.create_queue(QueueName="capture")["QueueUrl"]
-    capture_arn = sqs.get_queue_attributes(QueueUrl=capture_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="capture", EventBusName=aws.settings.core.event_bus_name,
-                    EventPattern=json.dumps({"detail-type": ["BILLING_FAILED"]}))
-    events.put_targets(Rule="capture", EventBusName=aws.settings.core.event_bus_name,
-                       Targets=[{"Id": "capture", "Arn": capture_arn}])
-    aws.captured = lambda: [json.loads(m["Body"])["detail"] for m in drain_queue(sqs, capture_url)]
+    aws.captured = aws.capture("capture", {"detail-type": ["BILLING_FAILED"]})
     return aws

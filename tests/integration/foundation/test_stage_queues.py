@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chalicelib import bootstrap
-from chalicelib.config import CoreSettings, queue_name
+from chalicelib.config import CoreSettings, resource_name
 from chalicelib.events.queues import SQS_MAX_DELAY_SECONDS, StageQueues, message_attributes
 
 
@@ -23,7 +23,7 @@ class CountingSqs:
 
 def test_the_name_rule_is_the_one_the_deploy_step_provisions(aws):
     core = bootstrap.settings(CoreSettings)
-    assert queue_name(core.app_name, core.stage, "billing") == core.queue_name("billing") == "jucr-test-billing"
+    assert resource_name(core.app_name, core.stage, "billing") == core.queue_name("billing") == "jucr-test-billing"
     queues = StageQueues.for_stage(bootstrap.aws_client("sqs"), core.app_name, core.stage)
     assert queues.url("billing") == aws.queue_url("billing")
     assert queues.arn("billing").endswith(f":{core.queue_name('billing')}")

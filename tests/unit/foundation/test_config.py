@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.auth.settings import AuthSettings
 from chalicelib.billing.settings import BillingSettings
-from chalicelib.config import ConfigError, CoreSettings, ScheduleSettings, load_section, queue_name
+from chalicelib.config import ConfigError, CoreSettings, ScheduleSettings, load_section, resource_name
 from chalicelib.events.settings import QueueSettings
 from chalicelib.ocm.settings import OcmSettings
 from chalicelib.sections import SECTIONS, load_stage_settings
@@ -64,9 +64,11 @@ def test_secret_values_are_never_echoed():
     assert redacted["store"]["mongodb_db"] == "jucr" and redacted["auth"]["jwt_private_key"] == ""  # unset: shown
 
 
-def test_queue_names_carry_app_and_stage():
-    assert load_section(CoreSettings, {"JUCR_STAGE": "dev"}).queue_name("billing") == "jucr-dev-billing"
-    assert queue_name("acme", "prod", "wallets-dlq") == "acme-prod-wallets-dlq"
+def test_resource_names_carry_app_and_stage():
+    core = load_section(CoreSettings, {"JUCR_STAGE": "dev"})
+    assert (core.queue_name("billing"), core.resource_name("alarms"), core.prefix) == (
+        "jucr-dev-billing", "jucr-dev-alarms", "jucr-dev")
+    assert resource_name("acme", "prod", "wallets-dlq") == "acme-prod-wallets-dlq"
 
 
 @pytest.mark.parametrize(
