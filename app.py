@@ -29,6 +29,9 @@ from chalicelib.observability.handler import observed
 app = Chalice(app_name="jucr", configure_logs=False)
 
 _CORE = load_section(CoreSettings)
+# Every function validates the schedules, the authorizer too: Chalice needs them here to declare the
+# schedule functions. A bad value cannot reach a running Lambda, though: `chalice package` and
+# `chalice deploy` import this file with the stage's environment first and stop on it.
 _SCHEDULES = load_section(ScheduleSettings)
 _STAGE = _CORE.stage
 

@@ -146,6 +146,11 @@ class AuthRepository:
         with translate_errors("clear sign-in attempts"):
             self.db[LOGIN_ATTEMPTS].delete_one({"_id": key})
 
+    def remember(self, key: str, until: dt.datetime) -> None:
+        """Keep a marker ``key`` alive until ``until`` (a pair that signed in); written again, it lasts longer."""
+        with translate_errors("remember sign-in"):
+            self.db[LOGIN_ATTEMPTS].replace_one({"_id": key}, {"remembered": True, "expiresAt": until}, upsert=True)
+
     # --- refresh tokens ---------------------------------------------------------------
 
     def insert_refresh(self, token_hash: str, record: dict[str, Any]) -> None:

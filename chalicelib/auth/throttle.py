@@ -9,14 +9,20 @@ document (so parallel guesses cannot pass a limit between them):
   passed, the right password signs in and clears the count. Refused attempts count
   for nothing, so hammering never pushes the delay on.
 - **per source** across all emails: at most ``source_max_failures`` failures per
-  window, so spraying one password over many emails is slowed too.
+  window, so spraying one password over many emails is slowed too. A pair that has
+  signed in from that source before (remembered ``TRUSTED_PAIR_SECONDS``) is not held
+  to it: otherwise an attacker behind the owner's NAT or carrier-grade NAT could spend
+  the source's failures on made-up emails each window and refuse the owner for good.
+  An attempt the source refuses leaves the pair untouched; one the pair refuses gives
+  the source its count back.
 
 Why the pair and not the email alone: a delay shared by everyone who types that email
 is a lock an attacker can keep up. One guess fired the instant each delay ends, once
 per ``cap``, beats the owner to every slot. Keyed by source as well, the attacker's
 guesses only delay the attacker's own network; the owner, on another network, is
 never refused by them (on the same one, e.g. behind one NAT, at most ``cap`` after the
-last failure). The cost: an attacker with many addresses gets ``free_failures`` and a
+last failure; a first sign-in from a network being sprayed waits for the source's
+window at most). The cost: an attacker with many addresses gets ``free_failures`` and a
 few delayed guesses per address per email. That is left to the WAF's per-address
 rate rule (``appsync/waf.py``), bcrypt and the 10-character minimum; any count that
 refused every source for an email would bring the lock back.
@@ -48,6 +54,8 @@ FAILURE_MEMORY_SECONDS = 86400
 _ATTEMPT_ROUNDS = 8
 # 2**40 seconds outlasts any cap; the exponent stops there so a huge count stays cheap.
 _MAX_DOUBLINGS = 40
+# How long a pair that signed in is exempt from its source's limit (renewed by each sign-in).
+TRUSTED_PAIR_SECONDS = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ class Admission:
 
     pair_key: str
     source_key: str | None
+    # Until when the pair is trusted (None: not, or no source): renewed on success only when half spent.
+    trusted_until: dt.datetime | None = None
 
 
 def pair_key(email: str, source: str | None) -> str:
@@ -110,31 +120,51 @@ def source_key(source: str) -> str:
     return hashlib.sha256(f"login-source:{source}".encode()).hexdigest()
 
 
+def trusted_key(pair: str) -> str:
+    return hashlib.sha256(f"login-trusted:{pair}".encode()).hexdigest()
+
+
 def admit(repo: Any, throttle: LoginThrottle, email: str, source: str | None, now: dt.datetime) -> Admission:
-    """Count this attempt as a failure for its pair and its source, or raise ``TooManyAttempts``.
+    """Count this attempt as a failure for its source and its pair, or raise ``TooManyAttempts``.
 
     Counted before bcrypt runs, so parallel guesses get no more checks than the limits
-    allow; a success gives the counts back (``settle_success``).
+    allow; a success gives the counts back (``settle_success``). The source is counted
+    first, so its refusal leaves the pair as it was, and given back if the pair refuses.
     """
     pair = pair_key(email, source)
+    trusted_until = None if source is None else _trusted_until(repo, pair, now)
+    key = None if source is None or trusted_until is not None else source_key(source)
+    if key is not None:
+        window_end = now + dt.timedelta(seconds=throttle.source_window_seconds)
+        limit = throttle.source_max_failures
+        _count(repo, key, now, [Gate(0, limit - 1)], {"expiresAt": window_end}, {},
+               lambda doc: _source_wait(limit, doc, now), "source")
     memory = now + dt.timedelta(seconds=FAILURE_MEMORY_SECONDS)
-    _count(repo, pair, now, throttle.pair_gates(now), {"lastFailureAt": now, "expiresAt": memory},
-           {"lastFailureAt": now, "expiresAt": memory}, lambda doc: _pair_wait(throttle, doc, now), "email")
-    if source is None:
-        return Admission(pair, None)
-    key = source_key(source)
-    window_end = now + dt.timedelta(seconds=throttle.source_window_seconds)
-    limit = throttle.source_max_failures
-    _count(repo, key, now, [Gate(0, limit - 1)], {"expiresAt": window_end}, {},
-           lambda doc: _source_wait(limit, doc, now), "source")
-    return Admission(pair, key)
+    try:
+        _count(repo, pair, now, throttle.pair_gates(now), {"lastFailureAt": now, "expiresAt": memory},
+               {"lastFailureAt": now, "expiresAt": memory}, lambda doc: _pair_wait(throttle, doc, now), "email")
+    except (TooManyAttempts, TransientStoreError):
+        if key is not None:
+            repo.release_failure(key, now)  # not an attempt after all: the source gets its count back
+        raise
+    return Admission(pair, key, trusted_until)
 
 
 def settle_success(repo: Any, admission: Admission, now: dt.datetime) -> None:
-    """A success: the pair's failures are forgotten and the source gets its count back."""
+    """A success: the pair's failures are forgotten, the pair is trusted, the source gets its count back."""
     repo.clear_attempts(admission.pair_key)
     if admission.source_key is not None:
         repo.release_failure(admission.source_key, now)
+    half = dt.timedelta(seconds=TRUSTED_PAIR_SECONDS / 2)
+    sourced = admission.source_key is not None or admission.trusted_until is not None
+    if sourced and (admission.trusted_until is None or admission.trusted_until - now < half):
+        repo.remember(trusted_key(admission.pair_key), now + dt.timedelta(seconds=TRUSTED_PAIR_SECONDS))
+
+
+def _trusted_until(repo: Any, pair: str, now: dt.datetime) -> dt.datetime | None:
+    """Until when this email is trusted from this source (it signed in from there lately), or ``None``."""
+    doc = repo.find_attempts(trusted_key(pair)) or {}
+    return aware_utc(doc.get("expiresAt")) if _live(doc, now) else None
 
 
 def _count(repo: Any, key: str, now: dt.datetime, gates: list[Gate], first: Mapping[str, Any],

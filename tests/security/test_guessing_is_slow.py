@@ -20,6 +20,7 @@ from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.repository import INDEXES, AuthRepository
 from chalicelib.auth.service import AuthDeps, AuthPolicy
 from chalicelib.auth.sources import source_of
+from chalicelib.auth.throttle import pair_key as throttle_pair
 from chalicelib.contracts.errors import TooManyAttempts, Unauthorized
 from chalicelib.events.publisher import RecordingPublisher
 from chalicelib.store import ensure_indexes
@@ -129,6 +130,33 @@ def test_a_spraying_source_is_slowed_but_not_the_owners_source(deps):
     assert _attempt(deps, SIGN_IN, OWNER_HOME) == "ok"  # the owner's network is not that source
     deps.clock.advance(wait)
     assert _attempt(deps, {"email": "next@example.com", "password": "Summer2026!!"}, ATTACKER) == "wrong"
+
+
+def test_an_attacker_behind_the_owners_nat_cannot_spend_the_sources_limit_against_the_owner(deps):
+    """The same address (carrier-grade NAT, office, VPN): made-up emails fill the source's window, every window.
+
+    The owner has signed in from there before, so that pair is trusted and the source's limit does not hold
+    it; the attacker's own guesses at the owner's password still face the pair's capped delay.
+    """
+    throttle = deps.policy.throttle
+    shared = network("100.64.0.9")
+    assert _attempt(deps, SIGN_IN, shared) == "ok"  # the owner's phone, last week
+    for window in range(3):
+        for n in range(throttle.source_max_failures):
+            _attempt(deps, {"email": f"nobody{window}-{n}@example.com", "password": "Summer2026!!"}, shared)
+        refused = _attempt(deps, {"email": "another@example.com", "password": "Summer2026!!"}, shared)
+        assert isinstance(refused, int), "the spraying is slowed"
+        assert _attempt(deps, SIGN_IN, shared) == "ok", "the owner is not"
+        deps.clock.advance(refused)
+
+
+def test_an_attempt_the_source_refuses_leaves_the_owners_pair_untouched(deps):
+    throttle = deps.policy.throttle
+    for n in range(throttle.source_max_failures):
+        _attempt(deps, {"email": f"user{n}@example.com", "password": "Summer2026!!"}, ATTACKER)
+    for _ in range(throttle.free_failures + 3):  # refused by the source, before any password check
+        assert isinstance(_attempt(deps, GUESS, ATTACKER), int)
+    assert deps.repo.find_attempts(throttle_pair(OWNER["email"], ATTACKER)) is None, "no failure was counted"
 
 
 def test_the_source_is_the_address_aws_saw_not_one_the_caller_wrote(deps):

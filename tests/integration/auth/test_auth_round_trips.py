@@ -75,13 +75,17 @@ def test_a_sign_in_is_five_round_trips_and_a_refresh_four(counted):
     assert commands.take() == ["findAndModify", "findAndModify", "find", "insert"]
 
 
-def test_a_sign_in_with_a_source_is_seven(counted):
+def test_a_sign_in_with_a_source_is_nine_the_first_time_then_eight(counted):
     deps, commands = counted
     service.register(deps, SEED)
     commands.take()
     service.login(deps, LOGIN, source="net-a")
-    # the pair and the source counted, the user, the pair forgotten, the source's count given back, family, token
-    assert commands.take() == ["update", "update", "find", "delete", "update", "insert", "insert"]
+    # is the pair trusted, the source and the pair counted, the user, the pair forgotten, the source's count
+    # given back, the pair remembered as trusted, family, token
+    assert commands.take() == ["find", "update", "update", "find", "delete", "update", "update", "insert", "insert"]
+    service.login(deps, LOGIN, source="net-a")
+    # trusted: the source is not counted, and the trust is fresh, so it is not written again
+    assert commands.take() == ["find", "update", "find", "delete", "insert", "insert"]
 
 
 def test_a_failure_is_two_or_three_and_a_delayed_attempt_three_without_bcrypt(counted):

@@ -118,6 +118,12 @@ def test_auth_release_and_clear(auth_repo):
     assert auth_repo.find_attempts("k") is None
 
 
+def test_auth_remember_keeps_a_marker_and_moves_its_end(auth_repo):
+    auth_repo.remember("trusted", T0 + HOUR)
+    auth_repo.remember("trusted", T0 + 2 * HOUR)
+    assert auth_repo.find_attempts("trusted") == {"_id": "trusted", "remembered": True, "expiresAt": T0 + 2 * HOUR}
+
+
 def test_auth_refresh_token_is_spent_once_and_never_when_expired(auth_repo):
     auth_repo.insert_refresh("h-1", {"userId": "u-1", "familyId": "f-1", "expiresAt": T0 + HOUR})
     auth_repo.insert_refresh("h-2", {"userId": "u-1", "familyId": "f-1", "expiresAt": T0})

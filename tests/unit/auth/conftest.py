@@ -86,6 +86,10 @@ class InMemoryAuthRepository:
     def clear_attempts(self, key):
         self.attempts.pop(key, None)
 
+    def remember(self, key, until):
+        with self.lock:
+            self.attempts[key] = {"_id": key, "remembered": True, "expiresAt": until}
+
     def insert_refresh(self, token_hash, record):
         assert token_hash not in self.refresh
         self.refresh[token_hash] = {"_id": token_hash, **record, "usedAt": None}
