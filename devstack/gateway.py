@@ -2,7 +2,8 @@
 the same Lambda handlers through the same resolver map and authorizer.
 
 It builds AppSync's direct-Lambda resolver event (``arguments``, ``identity``
-with the authorizer's ``resolverContext``, ``info``) and its authorizer event
+with the authorizer's ``resolverContext``, ``info``, ``request.headers`` with the
+caller's address in ``x-forwarded-for`` where AppSync puts it) and its authorizer event
 (``authorizationToken``, ``requestContext``), so the handlers cannot tell the
 difference. Errors come back AppSync-style: ``{message, errorType, path}``.
 
@@ -31,6 +32,7 @@ from graphql.language import (
 
 from appsync.limits import validation_rules
 from appsync.prelude import APPSYNC_PRELUDE
+from chalicelib.auth.sources import AWS_HOPS_AFTER_VIEWER
 from chalicelib.config import CoreSettings, get_section
 from chalicelib.contracts.errors import ApiError
 from chalicelib.observability.logs import logger
@@ -41,6 +43,8 @@ APPSYNC_DIR = Path(__file__).resolve().parents[1] / "appsync"
 
 
 Invoker = Callable[[str, dict], Any]
+# The edge node AppSync's origin appends after the viewer: locally, the gateway itself.
+LOCAL_EDGE = "127.0.0.1"
 
 
 @lru_cache(maxsize=1)
@@ -85,13 +89,13 @@ class Gateway:
         self.limit_rules = validation_rules(self.resolver_map["resolvers"], self.stage)
 
     def handle(self, body: Any, authorization: str | None, iam: bool = False,
-               source_ip: str | None = None) -> tuple[int, dict[str, Any]]:
+               source_ip: str | None = None, forwarded_for: str | None = None) -> tuple[int, dict[str, Any]]:
         """Execute one GraphQL request; returns (HTTP status, response body).
 
         ``iam`` is a SigV4-signed caller (EventBridge's AppSync target, with the
         events role): it may call the ``@aws_iam`` publish mutations and nothing else.
-        ``source_ip`` is the caller's address, handed to resolvers in ``x-forwarded-for``
-        as AppSync does (the viewer, then the CloudFront node).
+        ``source_ip`` is the TCP peer and ``forwarded_for`` the ``X-Forwarded-For`` the client
+        sent: resolvers get both in ``x-forwarded-for`` as AppSync builds it (``_headers``).
         """
         try:
             document, variables = self._parse(body)
@@ -102,7 +106,8 @@ class Gateway:
                 identity, denied = self._authorize(fields, body, variables, authorization)
         except _Refused as refused:
             return refused.status, {"errors": [refused.payload]}
-        resolver = self._field_resolver(identity, denied, variables, _headers(authorization, source_ip), iam)
+        headers = _headers(authorization, source_ip, forwarded_for)
+        resolver = self._field_resolver(identity, denied, variables, headers, iam)
         result = execute(self.schema, document, variable_values=variables, field_resolver=resolver,
                          operation_name=body.get("operationName"))
         errors = [
@@ -215,11 +220,18 @@ class Gateway:
         return names
 
 
-def _headers(authorization: str | None, source_ip: str | None) -> dict[str, str]:
-    """The request headers a resolver sees: the token masked, the caller's address as AppSync forwards it."""
+def _headers(authorization: str | None, source_ip: str | None, forwarded_for: str | None) -> dict[str, str]:
+    """The request headers a resolver sees: the token masked, ``x-forwarded-for`` as AppSync's is.
+
+    CloudFront appends the address it was connected from to whatever the client wrote, and
+    AppSync's origin appends the edge node (``AWS_HOPS_AFTER_VIEWER`` entries), so
+    ``source_of`` reads the peer whatever the client put first. Without a peer (an IAM call
+    from the bus) there is no header at all: the client's entries alone would choose the source.
+    """
     headers = {"authorization": "***"} if authorization else {}
     if source_ip:
-        headers["x-forwarded-for"] = f"{source_ip}, 127.0.0.1"
+        written = [forwarded_for.strip()] if forwarded_for and forwarded_for.strip() else []
+        headers["x-forwarded-for"] = ", ".join([*written, source_ip, *[LOCAL_EDGE] * AWS_HOPS_AFTER_VIEWER])
     return headers
 
 

@@ -1,6 +1,7 @@
 """Routes that exist only in the ``local`` stage (app.py registers them there; never packaged).
 
-``POST /graphql`` is the AppSync stand-in (``GET`` is GraphiQL, from ``/graphiql/*``);
+``POST /graphql`` is the AppSync stand-in (``GET`` is GraphiQL, from ``/graphiql/*``), told the
+caller's address as AppSync would be;
 ``POST /local/events`` is the door to the local bus the Session Service would use. Like EventBridge, the door refuses
 only what is not an event object: payload validation is the consumers' job.
 """
@@ -61,8 +62,13 @@ def graphql():
         body = _body()
     except ValueError as exc:
         return _json(400, {"errors": [{"message": str(exc), "errorType": "BadRequest"}]})
-    headers = local_routes.current_request.headers
-    status, result = _gateway(local_routes.current_app).handle(body, headers.get("authorization"))
+    request = local_routes.current_request
+    # The TCP peer (devstack/chalice_server.py puts it in sourceIp, as API Gateway would) and the
+    # client's own X-Forwarded-For: the gateway orders them as AppSync does, so the peer is the source.
+    peer = (request.context.get("identity") or {}).get("sourceIp")
+    status, result = _gateway(local_routes.current_app).handle(
+        body, request.headers.get("authorization"), source_ip=peer,
+        forwarded_for=request.headers.get("x-forwarded-for"))
     return _json(status, result)
 
 

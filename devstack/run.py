@@ -123,9 +123,9 @@ class Stack:
         _say(f"OpenChargeMap stand-in (recorded fixture): {os.environ['OCM_API_URL']}")
 
     def start_chalice(self) -> str:
-        chalice = Path(sys.executable).with_name("chalice")
-        proc = subprocess.Popen([str(chalice), "local", "--stage", "local", "--host", "127.0.0.1", "--port",
-                                 str(self.args.http_port), "--no-autoreload"], cwd=PROJECT_ROOT,
+        # `chalice local` with the caller's real address as sourceIp (devstack/chalice_server.py)
+        proc = subprocess.Popen([sys.executable, "-m", "devstack.chalice_server", "--stage", "local", "--host",
+                                 "127.0.0.1", "--port", str(self.args.http_port)], cwd=PROJECT_ROOT,
                                 start_new_session=True)
         self.children.append(("chalice local", proc))
         url = f"http://127.0.0.1:{self.args.http_port}"

@@ -6,7 +6,10 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
+import re
+import urllib.parse
 import uuid
 
 import jwt
@@ -26,6 +29,9 @@ REFRESH = f"mutation F($token: String!) {{ refreshToken(token: $token) {{ access
           f"{USER_FIELDS} }} }}"
 ME = "query { me { id email name vehicle { brand model batteryCapacity } } }"
 DEFAULTS = load_stage_settings({})
+# Linux routes all of 127/8 to lo: a client socket bound to another loopback address is another
+# caller to the stack (which listens on 127.0.0.1), and the default client is 127.0.0.1.
+ATTACKER_ADDRESS = "127.0.0.2"
 
 
 def seed_payload(tag: str | None = None) -> dict:
@@ -44,6 +50,28 @@ def register(stack, payload: dict) -> dict:
 def error_of(body: dict) -> dict:
     assert body.get("errors"), body
     return body["errors"][0]
+
+
+def graphql_from(stack, address: str, query: str, variables: dict,
+                 headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """``POST /graphql`` from a socket bound to ``address``, so the stack sees that peer."""
+    url = urllib.parse.urlsplit(stack.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60, source_address=(address, 0))
+    try:
+        connection.request("POST", "/graphql", json.dumps({"query": query, "variables": variables}),
+                           {"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def retry_after(error: dict) -> int:
+    """The seconds a ``TooManyAttempts`` names (the client gets ``retryAfterSeconds`` in words)."""
+    assert error["errorType"] == "TooManyAttempts", error
+    found = re.search(r"Try again in (\d+) (second|minute)", error["message"])
+    assert found, error["message"]
+    return int(found[1]) * (60 if found[2] == "minute" else 1)
 
 
 def test_register_login_me_refresh(local_stack):
@@ -114,16 +142,21 @@ def test_wrong_password_and_unknown_email_look_the_same(local_stack):
     assert wrong["errorType"] == "Unauthorized"
 
 
-def test_repeated_failures_delay_the_next_attempt(local_stack):
+def test_repeated_failures_delay_that_source_not_the_owner(local_stack):
     payload = seed_payload()
-    register(local_stack, payload)
+    registered = register(local_stack, payload)
     bad = {"input": {"email": payload["email"], "password": "wrong password!"}}
+    good = {"input": {"email": payload["email"], "password": payload["password"]}}
     free = DEFAULTS.auth.login_free_failures
-    types = [error_of(local_stack.graphql(LOGIN, bad)[1])["errorType"] for _ in range(free)]
+    types = [error_of(graphql_from(local_stack, ATTACKER_ADDRESS, LOGIN, bad)[1])["errorType"] for _ in range(free)]
     assert types == ["Unauthorized"] * free
-    err = error_of(local_stack.graphql(LOGIN, {"input": {"email": payload["email"],
-                                                         "password": payload["password"]}})[1])
-    assert err["errorType"] == "TooManyAttempts" and "Try again in" in err["message"]
+    # from there the next attempt waits, even with the right password
+    err = error_of(graphql_from(local_stack, ATTACKER_ADDRESS, LOGIN, good)[1])
+    assert 0 < retry_after(err) <= DEFAULTS.auth.login_delay_base_seconds
+    # the owner, at another address (the default client's 127.0.0.1), signs in at once
+    status, body = local_stack.graphql(LOGIN, good)
+    assert status == 200 and "errors" not in body, body
+    assert body["data"]["login"]["user"]["id"] == registered["user"]["id"]
 
 
 def _b64(data) -> str:
