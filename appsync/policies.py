@@ -12,7 +12,10 @@ Who needs what, and why:
 - every function: write its own log group (CloudWatch Logs; EMF metrics ride on
   the logs, so no ``cloudwatch:PutMetricData``);
 - SQS consumers: receive/delete/visibility on their queue (the event source
-  mapping polls with the function's role);
+  mapping polls with the function's role; the batch runner also sets a failed
+  record's retry back-off with ``ChangeMessageVisibility`` on it), and send to that
+  queue's DLQ when the topology gives it one (``QueueSpec.dlq``): the batch runner
+  dead-letters a permanent failure itself, with the function's role;
 - publishers: ``events:PutEvents`` on the stage's bus only, and only with the
   sources of the events they publish (``events:source``, from the contracts'
   ``EVENT_SOURCES``): a compromised function cannot pass for another service.
@@ -46,6 +49,7 @@ from chalicelib.contracts.events import (
     USER_REGISTERED,
 )
 from chalicelib.sections import StageSettings
+from chalicelib.topology import queue_spec
 
 CHALICE_DIR = Path(__file__).resolve().parents[1] / ".chalice"
 POLICY_STAGES = ("dev", "prod")
@@ -55,7 +59,8 @@ FUNCTIONS = (
     "reconcile_billing_dlq", "reconcile_wallets_dlq", "reconcile_ocm_sync_dlq", "ocm_sync", "ocm_full_sweep",
 )
 
-# function -> (queue it consumes, queue it may send to, events it publishes, may invoke); secrets: secret_ids
+# function -> (queue it consumes, queue it may send to, events it publishes, may invoke); secrets: secret_ids.
+# The consumed queue's DLQ is added to "send" from the topology (send_targets), never written here.
 _NEEDS: dict[str, dict[str, Any]] = {
     "authorizer": {},
     "auth_resolver": {"publish": (USER_REGISTERED,)},
@@ -96,6 +101,20 @@ def _queue_arn(settings: StageSettings, short: str) -> str:
     return f"arn:aws:sqs:*:*:{settings.core.queue_name(short)}"
 
 
+def send_targets(function: str) -> list[str]:
+    """Queues ``function`` may send to: its own ``send`` and the DLQ of the queue it consumes.
+
+    The DLQ comes from ``chalicelib.topology`` because the batch runner dead-letters by the
+    same ``QueueSpec.dlq``: the grant follows the runtime, so the two cannot drift.
+    """
+    needs = _NEEDS[function]
+    targets = [needs["send"]] if needs.get("send") else []
+    consumed = needs.get("consume")
+    if consumed and (dlq := queue_spec(consumed).dlq) is not None:
+        targets.append(dlq)
+    return sorted(set(targets))
+
+
 def policy_document(settings: StageSettings, function: str) -> dict[str, Any]:
     """The IAM policy for ``function`` in the stage of ``settings``; ``settings`` as that function sees them.
 
@@ -117,11 +136,11 @@ def policy_document(settings: StageSettings, function: str) -> dict[str, Any]:
                        "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
             "Resource": [_queue_arn(settings, needs["consume"])],
         })
-    if needs.get("send"):
+    if send_targets(function):
         statements.append({
             "Sid": "SendToQueue", "Effect": "Allow",
             "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
-            "Resource": [_queue_arn(settings, needs["send"])],
+            "Resource": [_queue_arn(settings, short) for short in send_targets(function)],
         })
     if needs.get("publish"):
         statements.append({"Sid": "PublishToBus", "Effect": "Allow", "Action": ["events:PutEvents"],

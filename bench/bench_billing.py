@@ -113,7 +113,8 @@ def run_once(uri: str, database: str, events: int, batch: int) -> dict[str, Any]
         for start in range(0, events, batch):
             event = {"Records": records(bodies[start:start + batch], receive_count)}
             failures += len(entry.bill_records(event, None, deps, max_receives=settings.queue.max_receive_count,
-                                               core=settings.core, queue=settings.queue, sqs=NoSqs(),
+                                               redrive_limit=settings.queue.redrive_limit, core=settings.core,
+                                               queue=settings.queue, sqs=NoSqs(),
                                                clock=lambda: dt.datetime.now(dt.UTC))["batchItemFailures"])
         return time.perf_counter() - started, counter.total(), failures, dict(counter.counts)
 

@@ -198,7 +198,10 @@ class CoreSettings(Section):
         "SESSION_EVENT_SOURCE", "jucr.session",
         matching(r"(?!aws\.)[A-Za-z0-9._\-/]{1,256}",
                  "an EventBridge source: 1-256 of A-Z a-z 0-9 . _ - /, not starting with 'aws.'"))
-    log_level: str = setting("LOG_LEVEL", "INFO")
+    # Validated here; Powertools' Logger (observability/logs.py) reads LOG_LEVEL itself at import and
+    # upper-cases it, so any case is accepted. POWERTOOLS_LOG_LEVEL or Lambda's own level win over it.
+    log_level: str = setting("LOG_LEVEL", "INFO", matching(r"(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)",
+                                                           "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"))
 
     def queue_name(self, short: str) -> str:
         """Full queue name: app, stage and the short name the CLI accepts."""

@@ -17,7 +17,7 @@ from chalicelib import bootstrap
 from chalicelib.auth.authorizer import DENY, AuthorizerConfig, DenyList, decide
 from chalicelib.auth.keys import load_keyring, load_verifying_keys
 from chalicelib.auth.settings import AuthorizerSettings, AuthSettings
-from chalicelib.config import CoreSettings
+from chalicelib.config import ConfigError, CoreSettings
 
 if TYPE_CHECKING:  # imported inside _deps at run time: the authorizer never loads the service
     from chalicelib.auth.service import AuthDeps
@@ -39,9 +39,14 @@ def authorize(event: Any) -> dict[str, Any]:
     try:
         config = _authorizer_config(bootstrap.settings(AuthorizerSettings), bootstrap.settings(CoreSettings).stage)
     except Exception as exc:  # misconfiguration must deny, never let a request through or crash
-        from chalicelib.observability.logs import logger
+        from chalicelib.observability.logs import logger, scrub
 
-        logger.error("authorizer misconfigured", extra={"errorClass": type(exc).__name__})
+        extra = {"errorClass": type(exc).__name__}
+        if isinstance(exc, ConfigError):
+            # Which variable or secret id and which rule: on-call needs it, and a ConfigError never shows a
+            # secret (masked as ***) nor a secret's contents. Any other error's text is not ours: left out.
+            extra["reason"] = str(scrub(str(exc)))[:500]
+        logger.error("authorizer misconfigured", extra=extra)
         return dict(DENY)
     return decide(event, config, bootstrap.utc_now())
 

@@ -256,13 +256,22 @@ def _from_secret(secret_id: str, client: Any) -> KeyRing:
 
 
 def parse_signing_secret(text: str, secret_id: str) -> KeyRing:
-    """The signing-key secret: a PEM private key, or JSON with ``privateKey`` (and ``publicKey``, checked)."""
-    if text.lstrip().startswith("{"):
+    """The signing-key secret: a PEM private key, or JSON with ``privateKey`` (and ``publicKey``, checked).
+
+    Anything else is a :class:`ConfigError` naming the secret id and the rule, never the contents (the
+    deploy step and the authorizer report these): a JSON array, or a key that is not a string.
+    """
+    if text.lstrip().startswith(("{", "[")):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError:
             raise ConfigError(f"secret {secret_id} is neither a PEM key nor JSON") from None
-        return KeyRing.from_pem(doc.get("privateKey"), doc.get("publicKey"))
+        if not isinstance(doc, dict):
+            raise ConfigError(f"secret {secret_id} must be a JSON object with privateKey (PEM), or a PEM key")
+        private, public = doc.get("privateKey"), doc.get("publicKey")
+        if not isinstance(private, str) or not isinstance(public, str | None):
+            raise ConfigError(f"secret {secret_id}: privateKey must be a PEM string, and publicKey too if given")
+        return KeyRing.from_pem(private, public)
     return KeyRing.from_pem(private_pem=text)
 
 

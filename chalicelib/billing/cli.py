@@ -55,7 +55,9 @@ def _reason(text: str) -> str:
 
 
 def default_key(amount: Decimal, reason: str) -> str:
-    return hashlib.sha256(f"{amount}|{reason}".encode()).hexdigest()[:32]
+    """The key of a command run without ``--key``: ``2``, ``2.0`` and ``2.00`` are one amount, so one key
+    (the retry of a timed-out command is often typed again, not recalled from history)."""
+    return hashlib.sha256(f"{amount.quantize(Decimal('0.01'))}|{reason}".encode()).hexdigest()[:32]
 
 
 def run(args: argparse.Namespace) -> int:

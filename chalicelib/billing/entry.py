@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import bootstrap
 from chalicelib.contracts.events import SESSION_ENDED, USER_REGISTERED
+from chalicelib.events.queues import ATTR_REDRIVE_COUNT
 
 if TYPE_CHECKING:
     from chalicelib.billing.policy import BillingDeps
+    from chalicelib.events.consumer import Delivery
 
 
 def billing_deps() -> BillingDeps:
@@ -42,23 +44,43 @@ def handle_sessions(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib.events.settings import QueueSettings
 
     deps = billing_deps()
-    return bill_records(event_dict, context, deps, max_receives=bootstrap.settings(QueueSettings).max_receive_count)
+    queue = bootstrap.settings(QueueSettings)
+    return bill_records(event_dict, context, deps, max_receives=queue.max_receive_count,
+                        redrive_limit=queue.redrive_limit)
+
+
+def last_chance(delivery: Delivery, max_receives: int, redrive_limit: int) -> bool:
+    """Whether no delivery of this session will follow: the last receive of the reconciler's last re-drive.
+
+    A missing wallet is refused for good only then. On an earlier last receive SQS moves the record to
+    billing-dlq and the reconciler re-drives it (``redriveCount`` + 1, a growing delay), so a wallet
+    that opens late still gets its session billed.
+    """
+    try:
+        redrives = int(delivery.message_attributes.get(ATTR_REDRIVE_COUNT) or 0)
+    except ValueError:
+        redrives = 0  # unreadable: the reconciler reads it as 0 too (chalicelib.dlq.letters)
+    return delivery.receive_count >= max_receives and redrives >= redrive_limit
 
 
 def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps, *, max_receives: int,
-                 **runner: Any) -> dict[str, Any]:
+                 redrive_limit: int, **runner: Any) -> dict[str, Any]:
     """Bill all the batch's sessions in one pass (each billing step one store call for all), then let
     ``run_batch`` report each record the usual way: success, retry with back-off, or dead letter.
 
-    ``runner`` goes to ``run_batch`` (``core``, ``queue``, ``sqs``, ``clock``: tests and the bench).
+    ``runner`` goes to ``run_batch`` (``core``, ``queue``, ``sqs``, ``clock``: tests and the bench). The
+    pass reads the records with the same ``core`` as ``run_batch``, so both trust the same sources.
     """
     from chalicelib.billing import service
     from chalicelib.billing.session_state import COMPLETED
+    from chalicelib.config import CoreSettings
     from chalicelib.events.consumer import Delivery, TransientError, run_batch
     from chalicelib.observability.logs import logger
 
+    runner["core"] = runner.get("core") or bootstrap.settings(CoreSettings)
     records = event_dict.get("Records") if isinstance(event_dict, Mapping) else None
-    deliveries = [Delivery.from_record(r, "billing") for r in records or [] if isinstance(r, Mapping)]
+    deliveries = [Delivery.from_record(r, "billing", runner["core"]) for r in records or []
+                  if isinstance(r, Mapping)]
     outcomes: dict[str, Any] = {}
     requests, asked = [], []
     for delivery in deliveries:
@@ -67,7 +89,7 @@ def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps,
         except Exception as exc:  # noqa: BLE001 - reported for this record by run_batch below
             outcomes[delivery.message_id] = exc
             continue
-        requests.append(service.SessionRequest(event, delivery.receive_count >= max_receives,
+        requests.append(service.SessionRequest(event, last_chance(delivery, max_receives, redrive_limit),
                                                 delivery.correlation_id))
         asked.append(delivery)
     for delivery, outcome in zip(asked, service.bill_sessions(deps, requests), strict=True):
@@ -88,7 +110,7 @@ def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps,
 def handle_registrations(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:
     """Wallets queue: each USER_REGISTERED opens the user's wallet (idempotent)."""
     from chalicelib.billing import service
-    from chalicelib.events.consumer import Delivery, run_batch
+    from chalicelib.events.consumer import run_batch
     from chalicelib.observability.logs import logger
 
     deps = billing_deps()

@@ -10,7 +10,9 @@ names the rule, never the value: it becomes the dead letter's ``failureReason``,
   A stored invoice resumes whatever its age, because a delivery that comes back late (a
   replay after an outage) must still finish what an earlier one started.
 - **Who**: billing knows a user by their wallet (auth's collections are auth's). The
-  registration may simply be late, so a missing wallet is transient until the last receive.
+  registration may simply be late, so a missing wallet is transient (``WalletNotOpen``) until
+  the session's last chance: the last receive of the reconciler's last re-drive
+  (``SessionRequest.final_attempt``, see ``entry.last_chance``).
 - **Re-use**: a stored invoice, or an earlier delivery of the same batch, with another user
   or other usage. An identical redelivery passes: that is how every step stays idempotent.
 """
@@ -28,8 +30,7 @@ from chalicelib.contracts.errors import PermanentError, SessionReused, WalletNot
 
 TOO_OLD = "implausible session: endedAt is older than SESSION_MAX_AGE_DAYS allows"
 AHEAD = "implausible session: endedAt is later than the clock plus SESSION_CLOCK_SKEW_SECONDS"
-# Worded without "wallet not found/open": the reconciler reads those as "too early" and re-drives.
-UNKNOWN_USER = "implausible session: unknown user, no wallet for its userId after the last receive"
+UNKNOWN_USER = "implausible session: unknown user, no wallet for its userId after the last re-drive"
 OTHER_USER = "a re-used sessionId: already billed for another user"
 OTHER_USAGE = "a re-used sessionId: already billed with other usage"
 
@@ -68,14 +69,14 @@ def check_times(deps: BillingDeps, bills: list[SessionBill]) -> None:
 
 
 def missing_wallet(bill: SessionBill) -> Exception:
-    """No wallet for the session's user: maybe not registered *yet* (retry), on the last receive: unknown."""
+    """No wallet for the session's user: maybe not registered *yet* (retry, re-drive), on the last chance: unknown."""
     if bill.request.final_attempt:
         return SessionImplausible(UNKNOWN_USER)
     return WalletNotOpen("wallet not open yet for this session's user; retrying")
 
 
 def check_users(deps: BillingDeps, bills: list[SessionBill]) -> None:
-    """New sessions of a user without a wallet get no invoice: retried, and refused on the last receive.
+    """New sessions of a user without a wallet get no invoice: retried, and refused on the last chance.
 
     Runs after ``settlement.read_wallets``, so it costs no store call of its own.
     """

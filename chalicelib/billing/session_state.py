@@ -24,7 +24,8 @@ INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
 
 @dataclass(frozen=True)
 class SessionRequest:
-    """One delivery of SESSION_ENDED: ``final_attempt`` when SQS will not deliver it again."""
+    """One delivery of SESSION_ENDED: ``final_attempt`` when nothing will deliver it again (its last receive
+    of the last re-drive): only then is a missing wallet an unknown user."""
 
     event: Event
     final_attempt: bool = False

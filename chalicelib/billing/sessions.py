@@ -10,7 +10,8 @@ chaos run crash there; a redelivery then resumes from what is stored):
    (check)              new sessions: ``endedAt`` within the age and clock-skew limits (``plausibility``)
    (read)               every session's wallet (open? a marker of its entry?) and, if its invoice
                         has no payment yet, its ledger entry; a new session without a wallet gets
-                        no invoice: retried, refused as an unknown user on the last receive
+                        no invoice: retried, refused as an unknown user on its last chance (the last
+                        receive of the last re-drive, ``entry.last_chance``)
 1. number_reserved      one per-year counter ``$inc`` for the batch's new invoices
 2. invoice_stored       insert, status OPEN, no payment; unique ``_id``/``sessionId``: the gate. A
                         refused insert means another delivery got there first: resume from its invoice
@@ -37,7 +38,7 @@ from chalicelib.billing import invoice_events, plausibility, settlement
 from chalicelib.billing.numbers import reserve_numbers
 from chalicelib.billing.policy import BillingDeps
 from chalicelib.billing.session_state import SessionBill, SessionRequest, active
-from chalicelib.billing.tariffs import Tariff, Usage, money_text, price, to_cents
+from chalicelib.billing.tariffs import MalformedTariff, Tariff, Usage, money_text, price, to_cents
 from chalicelib.contracts.events import Event
 from chalicelib.events.consumer import PermanentError, TransientError
 
@@ -173,13 +174,16 @@ def _resume_refused(deps: BillingDeps, bills: list[SessionBill]) -> None:
             _resume_from(bill, invoice)
 
 
-def _tariff_for(deps: BillingDeps, station_id: str, document: Mapping[str, Any] | None) -> Tariff:
+def _tariff_for(deps: BillingDeps, document: Mapping[str, Any] | None) -> Tariff:
+    """The station's tariff, else the default. The errors name the field, never a value (not even the
+    stationId, which the body carries anyway): they become the dead letter's ``failureReason`` and
+    ``BILLING_FAILED``'s reason."""
     try:
         tariff = Tariff.from_document(document) if document else deps.policy.default_tariff
-    except (KeyError, ValueError, ArithmeticError) as exc:
-        raise PermanentError(f"tariff of station {station_id} is malformed: {exc}") from None
+    except MalformedTariff as exc:
+        raise PermanentError(f"tariff of the session's station is malformed: field {exc.field}") from None
     if tariff.currency != deps.policy.currency:
-        raise PermanentError(f"tariff {tariff.tariff_id} is in {tariff.currency}; wallets are in "
+        raise PermanentError(f"tariff of the session's station: field currency is not the wallets' "
                              f"{deps.policy.currency}")
     return tariff
 
@@ -188,7 +192,7 @@ def _draft(deps: BillingDeps, bill: SessionBill, tariff_doc: Mapping[str, Any] |
            now: dt.datetime) -> dict[str, Any]:
     """The invoice as it is first stored: priced, the tariff copied onto it, OPEN, no payment yet."""
     session = bill.session
-    tariff = _tariff_for(deps, session["stationId"], tariff_doc)
+    tariff = _tariff_for(deps, tariff_doc)
     usage = Usage(energy_kwh=session["energyKwh"], duration_seconds=Decimal(session["durationMinutes"] * 60),
                   idle_minutes=session.get("idleMinutes") or 0)
     priced = price(tariff, usage)

@@ -48,6 +48,22 @@ def money_text(cents: int) -> str:
     return f"{from_cents(cents):.2f}"
 
 
+class MalformedTariff(ValueError):
+    """A tariff field is missing, unreadable or breaks a rule; ``field`` names it as stored (camelCase).
+
+    The message names the field and the rule, never the value: a stored tariff is data anyone
+    with write access to ``tariffs`` chose, and the message ends up in dead letters and events.
+    """
+
+    def __init__(self, field: str, rule: str = "missing or not readable") -> None:
+        super().__init__(f"tariff field {field}: {rule}")
+        self.field = field
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() if i else part for i, part in enumerate(name.split("_")))
+
+
 @dataclass(frozen=True)
 class Tariff:
     """One station's price list. Zero prices mean "component not charged"."""
@@ -66,13 +82,13 @@ class Tariff:
         for name in ("energy_per_kwh", "time_per_hour", "flat_fee", "idle_per_hour", "vat_rate"):
             value = getattr(self, name)
             if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-                raise ValueError(f"tariff {self.tariff_id}: {name} must be a non-negative Decimal")
+                raise MalformedTariff(_camel(name), "must be a non-negative Decimal")
         if self.vat_rate >= 1:
-            raise ValueError(f"tariff {self.tariff_id}: vat_rate is a fraction (0.19), not a percentage")
+            raise MalformedTariff("vatRate", "is a fraction (0.19), not a percentage")
         if self.time_step_seconds < 1:
-            raise ValueError(f"tariff {self.tariff_id}: time_step_seconds must be >= 1")
+            raise MalformedTariff("timeStepSeconds", "must be >= 1")
         if self.idle_free_minutes < 0:
-            raise ValueError(f"tariff {self.tariff_id}: idle_free_minutes must be >= 0")
+            raise MalformedTariff("idleFreeMinutes", "must be >= 0")
 
     @classmethod
     def from_settings(cls, settings: BillingSettings) -> Tariff:
@@ -91,26 +107,36 @@ class Tariff:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Tariff:
-        """A tariff stored in the ``tariffs`` collection (``_id`` = stationId, prices as decimal strings)."""
-        return cls(
-            tariff_id=str(doc.get("tariffId") or doc["_id"]),
-            currency=str(doc["currency"]),
-            energy_per_kwh=Decimal(str(doc.get("energyPerKwh", "0"))),
-            time_per_hour=Decimal(str(doc.get("timePerHour", "0"))),
-            time_step_seconds=int(doc.get("timeStepSeconds", 60)),
-            flat_fee=Decimal(str(doc.get("flatFee", "0"))),
-            idle_per_hour=Decimal(str(doc.get("idlePerHour", "0"))),
-            idle_free_minutes=int(doc.get("idleFreeMinutes", 0)),
-            vat_rate=Decimal(str(doc.get("vatRate", "0"))),
-        )
+        """A tariff stored in the ``tariffs`` collection (``_id`` = stationId, prices as decimal strings).
+
+        Raises :class:`MalformedTariff` naming the first field that is missing or unreadable.
+        """
+        values: dict[str, Any] = {}
+        for field, parse, default in _DOCUMENT_FIELDS:
+            try:
+                values[field] = parse(doc[_camel(field)] if default is None else doc.get(_camel(field), default))
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                raise MalformedTariff(_camel(field)) from None
+        tariff_id = doc.get("tariffId") or doc.get("_id")
+        if tariff_id is None:
+            raise MalformedTariff("tariffId")
+        return cls(tariff_id=str(tariff_id), **values)
 
     def to_document(self) -> dict[str, Any]:
         """The copy kept on each invoice, so a later tariff change never alters an issued invoice."""
-        out = {}
-        for key, value in asdict(self).items():
-            camel = "".join(part.capitalize() if i else part for i, part in enumerate(key.split("_")))
-            out[camel] = str(value) if isinstance(value, Decimal) else value
-        return out
+        return {_camel(key): str(value) if isinstance(value, Decimal) else value for key, value in asdict(self).items()}
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+# Tariff attribute, parser, default (None: required) of a stored tariff document; keys are the camelCase.
+_DOCUMENT_FIELDS: tuple[tuple[str, Any, Any], ...] = (
+    ("currency", str, None), ("energy_per_kwh", _decimal, "0"), ("time_per_hour", _decimal, "0"),
+    ("time_step_seconds", int, 60), ("flat_fee", _decimal, "0"), ("idle_per_hour", _decimal, "0"),
+    ("idle_free_minutes", int, 0), ("vat_rate", _decimal, "0"),
+)
 
 
 @dataclass(frozen=True)

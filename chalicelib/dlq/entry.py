@@ -21,12 +21,14 @@ from chalicelib.dlq.reconciler import ACTION_METRICS, BILLING_FAILED_ACTION, Rec
 from chalicelib.dlq.repository import INDEXES, BillingInvoiceLookup, DeadLetterRepository
 from chalicelib.dlq.settings import DlqSettings
 from chalicelib.events.consumer import Delivery, run_batch
+from chalicelib.events.settings import QueueSettings
 from chalicelib.observability import logger, metrics
 from chalicelib.observability.metrics import MetricUnit
 
 
 def build_reconciler() -> Reconciler:
     settings = bootstrap.settings(DlqSettings)
+    queue = bootstrap.settings(QueueSettings)  # the re-drive limit billing also reads
     db = bootstrap.indexed_database(INDEXES, "dlq")
     return Reconciler(
         DeadLetterRepository(db),
@@ -34,8 +36,10 @@ def build_reconciler() -> Reconciler:
         bootstrap.publisher(),
         bootstrap.utc_now,
         invoice_states=BillingInvoiceLookup(db),
-        redrive_limit=settings.redrive_limit,
+        redrive_limit=queue.redrive_limit,
         redrive_delay_seconds=settings.dlq_redrive_delay_seconds,
+        # Compensate only SESSION_ENDED from the source the bus rule and the batch runner trust.
+        session_source=bootstrap.settings(CoreSettings).session_event_source,
     )
 
 

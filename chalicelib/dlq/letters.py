@@ -24,6 +24,7 @@ from typing import Any
 
 from chalicelib.contracts.errors import ValidationError
 from chalicelib.contracts.events import EVENT_SCHEMAS, Event, parse_event
+from chalicelib.events.queues import ATTR_REDRIVE_COUNT
 from chalicelib.observability.logs import scrub
 from chalicelib.topology import QUEUES
 
@@ -31,12 +32,12 @@ PERMANENT = "permanent"
 TRANSIENT = "transient"
 UNPARSEABLE = "unparseable"
 
-# Attribute names agreed with the consumers (billing) and the reconciler.
+# Attribute names agreed with the consumers (billing) and the reconciler; ATTR_REDRIVE_COUNT is the
+# delivery layer's (chalicelib.events.queues), since billing reads it too.
 ATTR_FAILURE_CLASS = "failureClass"
 ATTR_FAILURE_REASON = "failureReason"
 ATTR_ERROR_TYPE = "errorType"
 ATTR_SOURCE_QUEUE = "sourceQueue"
-ATTR_REDRIVE_COUNT = "redriveCount"
 ATTR_REPLAY_COUNT = "replayCount"
 ATTR_ORIGINAL_MESSAGE_ID = "originalMessageId"
 # Set by EventBridge target DLQs and Lambda async-invocation DLQs.
@@ -125,7 +126,7 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class Reading:
-    """What the body says: event type, bus event id, ids for the audit, and what is wrong with it."""
+    """What the body says: event type, bus event id, who published it, ids for the audit, what is wrong with it."""
 
     event_type: str | None
     bus_event_id: str | None
@@ -133,6 +134,8 @@ class Reading:
     event: Event | None
     problem: str | None  # None = valid against the current contract
     problem_class: str | None = None  # UNPARSEABLE or "invalid"
+    # The bus event's ``source``: the reconciler compensates only what the trusted publisher sent.
+    source: str | None = None
 
     @property
     def session_id(self) -> str | None:
@@ -171,15 +174,16 @@ def read_body(body: str) -> Reading:
                        UNPARSEABLE)
     detail_type = data.get("detail-type")
     bus_id = data.get("id") if isinstance(data.get("id"), str) else None
+    source = data.get("source") if isinstance(data.get("source"), str) else None
     detail = data["detail"]
     if detail_type not in EVENT_SCHEMAS:
         return Reading(str(detail_type)[:100] if detail_type else None, bus_id, detail, None,
-                       f"unparseable: unknown event type {str(detail_type)[:100]!r}", UNPARSEABLE)
+                       f"unparseable: unknown event type {str(detail_type)[:100]!r}", UNPARSEABLE, source)
     try:
         event = parse_event(detail_type, detail)
     except ValidationError as exc:
-        return Reading(detail_type, bus_id, detail, None, f"invalid payload: {exc}"[:500], "invalid")
-    return Reading(detail_type, bus_id, detail, event, None)
+        return Reading(detail_type, bus_id, detail, None, f"invalid payload: {exc}"[:500], "invalid", source)
+    return Reading(detail_type, bus_id, detail, event, None, source=source)
 
 
 def source_queue_of(dlq: str, letter: DeadLetter) -> str | None:

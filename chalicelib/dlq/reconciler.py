@@ -3,15 +3,25 @@
 Decision by cause and attempt history. The cause is read from the body and the
 attributes, never from the reason text: ``errorType`` (the class the consumer raised,
 see :mod:`chalicelib.contracts.errors`), then ``failureClass`` (see :func:`classify`).
-- transient (SQS moved it after maxReceiveCount, a bus target gave up, or the
-  consumer raised ``WalletNotOpen``: the user's wallet is not open yet, which may
-  just mean early) and fewer than ``redrive_limit`` re-drives so far: send it back
-  to its source queue with ``redriveCount + 1`` and a delay that doubles per re-drive;
+- transient (SQS moved it after maxReceiveCount, a bus target gave up) and fewer
+  than ``redrive_limit`` re-drives so far: send it back to its source queue with
+  ``redriveCount + 1`` and a delay that doubles per re-drive. A session whose wallet is
+  not open yet arrives this way: billing raises the transient ``WalletNotOpen`` until
+  the last receive of the last re-drive, so SQS moves it here without attributes. A letter
+  that names ``errorType=WalletNotOpen`` (our runner never sends one: it dead-letters only
+  permanent errors) is read as early too, whatever its ``failureClass``;
 - permanent (invalid or unparseable payload, a permanent ``errorType`` or the
   consumer's permanent verdict, or still transient after the bounded re-drives): a ``SESSION_ENDED`` gets a
   compensating ``BILLING_FAILED`` so the session service and support can act;
   anything else is parked. Parked and compensated letters keep their (PII
   scrubbed) body in the audit so ``dlq replay`` can send them again after a fix.
+
+Only what the Session Service published is compensated: the body's ``source`` must be its
+trusted source (``trusted_sources(session_source)[SESSION_ENDED]``, the one the bus rule and
+the batch runner check). Attributes alone never decide it: anyone who can send to a queue
+sets them, and a letter SQS moved by its own redrive carries none. A letter from any other
+source is parked, with or without an ``errorType=UntrustedSource``: a ``BILLING_FAILED``
+would reach the user a forger named.
 
 A ``SESSION_ENDED`` whose session already has an invoice is never compensated:
 billing may have debited the wallet already, so ``BILLING_FAILED`` would be a
@@ -42,7 +52,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from chalicelib.contracts.errors import SessionReused, UntrustedSource, WalletNotOpen
-from chalicelib.contracts.events import BILLING_FAILED, SESSION_ENDED, derived_event_id
+from chalicelib.contracts.events import BILLING_FAILED, SESSION_ENDED, derived_event_id, trusted_sources
 from chalicelib.dlq.letters import (
     ATTR_REDRIVE_COUNT,
     ATTR_REPLAY_COUNT,
@@ -81,7 +91,8 @@ ACTION_METRICS = {
 }
 
 # errorTypes that mean "too early", not "wrong", whatever failureClass says: the wallet is
-# opened by choreography (USER_REGISTERED) and may simply not exist yet.
+# opened by choreography (USER_REGISTERED) and may simply not exist yet. Defensive: the batch
+# runner never dead-letters a transient error, so a late wallet comes without attributes.
 EARLY_ERROR_TYPES = {WalletNotOpen.__name__: "wallet not open yet (may be early)"}
 # errorTypes retrying cannot fix: the batch runner's permanent classes and their named cases.
 PERMANENT_ERROR_TYPES = frozenset({*(cls.__name__ for cls in PERMANENT_ERRORS), SessionReused.__name__,
@@ -137,7 +148,8 @@ class Reconciler:
 
     def __init__(self, dead_letters: DeadLetterRepository, queues: QueuePort, publisher: Publisher,
                  clock: Callable[[], dt.datetime], *, invoice_states: InvoiceLookup, redrive_limit: int,
-                 redrive_delay_seconds: int) -> None:
+                 redrive_delay_seconds: int, session_source: str) -> None:
+        """``session_source``: ``CoreSettings.session_event_source``, whose SESSION_ENDED may be compensated."""
         self.dead_letters = dead_letters
         self.queues = queues
         self.publisher = publisher
@@ -145,11 +157,15 @@ class Reconciler:
         self.clock = clock
         self.redrive_limit = redrive_limit
         self.redrive_delay_seconds = redrive_delay_seconds
+        self.trusted = trusted_sources(session_source)
+        self.trusted_session_source = self.trusted[SESSION_ENDED]
 
     def handle(self, dlq: str, letter: DeadLetter) -> Decision:
         reading = read_body(letter.body)
         key = letter_key(dlq, letter, reading)
         failure_class, reason, error_type = classify(letter, reading)
+        if self._untrusted(reading):  # a forgery: re-driving cannot help (the consumer refuses it), so park
+            failure_class, reason = PERMANENT, f"source: not the publisher trusted for {reading.event_type}; {reason}"
         source = source_queue_of(dlq, letter)
         can_redrive = source is not None and letter.redrive_count < self.redrive_limit
         # A re-used sessionId's stored invoice belongs to another event (another user or usage), so it
@@ -186,11 +202,16 @@ class Reconciler:
             return REDRIVEN, TRANSIENT, why
         return BILLED_EVENTS_PENDING, PERMANENT, f"still unpublished after {letter.redrive_count} re-drive(s); {why}"
 
-    @staticmethod
-    def _compensable(dlq: str, reading: Reading, error_type: str | None) -> bool:
-        """A billing letter of a session, unless forged: a BILLING_FAILED would reach the named user."""
+    def _untrusted(self, reading: Reading) -> bool:
+        """An event of a type we know whose body names another publisher than the one trusted for it."""
+        expected = self.trusted.get(reading.event_type or "")
+        return expected is not None and reading.source != expected
+
+    def _compensable(self, dlq: str, reading: Reading, error_type: str | None) -> bool:
+        """A billing letter of a session the Session Service published: a BILLING_FAILED reaches the named user,
+        so the body's own ``source`` must be the trusted one, whatever the attributes say (or lack)."""
         return (dlq == "billing-dlq" and reading.event_type == SESSION_ENDED and reading.session_id is not None
-                and error_type != UntrustedSource.__name__)
+                and reading.source == self.trusted_session_source and error_type != UntrustedSource.__name__)
 
     def _record(self, dlq: str, letter: DeadLetter, reading: Reading, decision: Decision,
                 source: str | None) -> dict:

@@ -1,4 +1,8 @@
-"""The reconcilers' settings: how often and how late a transient dead letter is re-driven."""
+"""The reconcilers' settings: how late a transient dead letter is re-driven.
+
+How often (``DLQ_REDRIVE_LIMIT``) is in the ``queue`` section (``chalicelib/events/settings.py``):
+billing reads it too, to know a session's last chance.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,5 @@ class DlqSettings(Section):
 
     name: ClassVar[str] = "dlq"
 
-    # Extra re-drives a transient failure gets before it is given up.
-    redrive_limit: int = setting("DLQ_REDRIVE_LIMIT", "3", integer(0, 10))
     # First re-drive waits this long (SQS DelaySeconds), doubling per re-drive, capped at 900 s by SQS.
     dlq_redrive_delay_seconds: int = setting("DLQ_REDRIVE_DELAY_SECONDS", "30", integer(0, 900))

@@ -45,7 +45,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib.config import CoreSettings
 from chalicelib.contracts.errors import PermanentError, TransientError, UntrustedSource, ValidationError
 from chalicelib.contracts.events import Event, parse_event
-from chalicelib.events.queues import StageQueues
+from chalicelib.events.queues import ATTR_REDRIVE_COUNT, StageQueues
 from chalicelib.events.settings import QueueSettings
 from chalicelib.observability.logs import logger, scrub
 from chalicelib.observability.metrics import MetricUnit, metrics
@@ -237,10 +237,10 @@ class _Runner:
         }
         if delivery.message_id:
             attributes["originalMessageId"] = {"DataType": "String", "StringValue": delivery.message_id}
-        redrive = _read(lambda: delivery.sqs.message_attributes["redriveCount"], None)
-        if "redriveCount" in delivery.message_attributes:
-            attributes["redriveCount"] = {"DataType": _read(lambda: redrive.data_type, "Number"),
-                                          "StringValue": delivery.message_attributes["redriveCount"]}
+        redrive = _read(lambda: delivery.sqs.message_attributes[ATTR_REDRIVE_COUNT], None)
+        if ATTR_REDRIVE_COUNT in delivery.message_attributes:
+            attributes[ATTR_REDRIVE_COUNT] = {"DataType": _read(lambda: redrive.data_type, "Number"),
+                                              "StringValue": delivery.message_attributes[ATTR_REDRIVE_COUNT]}
         self.queues.send(dlq, delivery.body or "{}", attributes)
         metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
         logger.warning("permanent failure: sent to the dead-letter queue",

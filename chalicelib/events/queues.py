@@ -19,6 +19,9 @@ from typing import Any
 
 from chalicelib.config import resource_name
 
+# The message attribute counting re-drives: the reconciler sets it on what it sends back, the
+# batch runner copies it onto a dead letter, billing reads it to know a session's last chance.
+ATTR_REDRIVE_COUNT = "redriveCount"
 # SQS refuses a DelaySeconds above 15 minutes; a longer back-off is capped, not an error.
 SQS_MAX_DELAY_SECONDS = 900
 DEPTH_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",

@@ -5,6 +5,8 @@ on the real clock, then (where billing's refusal is the whole story) through the
 DLQ reconciler: BILLING_FAILED carries the rule that was broken, and the audit has it.
 Before, each of these was billed (an old or future session; an unknown user's became an
 OPEN invoice on the last receive) or silently resumed (the same sessionId, other usage).
+An unknown user is refused only on the session's last chance: the last receive of the
+reconciler's last re-drive (``redriveCount`` = ``DLQ_REDRIVE_LIMIT``), since a registration may be late.
 """
 
 from __future__ import annotations
@@ -41,11 +43,17 @@ def bus_body(detail: dict, source: str = "jucr.session") -> str:
                        "source": source, "time": iso(dt.datetime.now(dt.UTC)), "detail": detail})
 
 
-def lambda_event(aws, short: str, bodies: list[str], receive_count: int | None = None) -> dict:
-    """Put the bodies on ``short`` and receive them back as Lambda's SQS event (real receipt handles)."""
+def lambda_event(aws, short: str, bodies: list[str], receive_count: int | None = None,
+                 redrive_count: int | None = None) -> dict:
+    """Put the bodies on ``short`` and receive them back as Lambda's SQS event (real receipt handles).
+
+    ``redrive_count``: sent as the reconciler sends a re-drive (attribute ``redriveCount``).
+    """
     sqs, url = aws.client("sqs"), aws.queue_url(short)
+    attributes = ({"redriveCount": {"DataType": "String", "StringValue": str(redrive_count)}}
+                  if redrive_count is not None else {})
     for body in bodies:
-        sqs.send_message(QueueUrl=url, MessageBody=body)
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
     return records(aws, short, sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
                                                    MessageAttributeNames=["All"]).get("Messages", []),
                    receive_count)
@@ -70,8 +78,9 @@ def open_wallet(aws, user_id: str = USER) -> None:
     assert entry.handle_registrations(event, None) == {"batchItemFailures": []}
 
 
-def bill(aws, detail: dict, receive_count: int | None = None) -> dict:
-    return entry.handle_sessions(lambda_event(aws, "billing", [bus_body(detail)], receive_count), None)
+def bill(aws, detail: dict, receive_count: int | None = None, redrive_count: int | None = None) -> dict:
+    return entry.handle_sessions(lambda_event(aws, "billing", [bus_body(detail)], receive_count, redrive_count),
+                                 None)
 
 
 def dead_lettered_permanently(aws, reason: str, error_type: str = "SessionImplausible") -> list[dict]:
@@ -119,12 +128,13 @@ def test_a_session_that_ends_in_the_future_is_refused(aws, db):
 
 def test_a_user_who_does_not_exist_after_the_retries_is_refused(aws, db):
     stranger = session(userId=str(uuid.uuid4()))
-    last = aws.settings.queue.max_receive_count
-    early = bill(aws, stranger, receive_count=last - 1)
-    assert len(early["batchItemFailures"]) == 1, "before the last receive the registration may be late: retried"
-    assert aws.receive_all("billing-dlq") == [] and db.invoices.count_documents({}) == 0
-    aws.receive_all("billing")  # that retry is the one received below as the last
-    assert bill(aws, stranger, receive_count=last) == {"batchItemFailures": []}
+    last, limit = aws.settings.queue.max_receive_count, aws.settings.queue.redrive_limit
+    for receive_count, redrive_count in ((last - 1, limit), (last, None), (last, limit - 1)):
+        early = bill(aws, stranger, receive_count=receive_count, redrive_count=redrive_count)
+        assert len(early["batchItemFailures"]) == 1, "before the last chance the registration may be late: retried"
+        assert aws.receive_all("billing-dlq") == [] and db.invoices.count_documents({}) == 0
+        aws.receive_all("billing")  # that retry is not received again here
+    assert bill(aws, stranger, receive_count=last, redrive_count=limit) == {"batchItemFailures": []}
     nothing_billed(db, stranger["sessionId"], balance_cents=None)
     assert db.wallets.count_documents({}) == 0 and db.ledger.count_documents({}) == 0
     assert_compensated(aws, db, dead_lettered_permanently(aws, UNKNOWN_USER), stranger, UNKNOWN_USER)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -208,3 +209,18 @@ def test_a_crash_mid_batch_fails_every_record_of_it_and_the_redelivery_bills_eac
     assert db.invoices.count_documents({"status": "PAID"}) == 6
     assert sorted(w["balanceCents"] for w in db.wallets.find({"_id": {"$in": users}})) == [5000 - 2 * 1040] * 3
     assert db.ledger.count_documents({"kind": "DEBIT", "status": "APPLIED"}) == 6
+
+
+def test_the_billing_pass_trusts_the_sources_of_the_core_it_is_given(aws, db):
+    """The pass that bills and ``run_batch`` that reports read the records with one ``core``: a session from
+    the configured publisher is billed, not refused by the pass as untrusted under the process's settings."""
+    core = dataclasses.replace(aws.settings.core, session_event_source="acme.sessions")
+    assert entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])]), None) == {
+        "batchItemFailures": []}
+    event = receive(aws, "billing", [bus_event("SESSION_ENDED", SEED, source="acme.sessions")])
+    queue = aws.settings.queue
+    result = entry.bill_records(event, None, entry.billing_deps(), max_receives=queue.max_receive_count,
+                                redrive_limit=queue.redrive_limit, core=core)
+    assert result == {"batchItemFailures": []}
+    assert aws.receive_all("billing-dlq") == [], "not dead-lettered as UntrustedSource"
+    assert db.invoices.find_one({"sessionId": SEED["sessionId"]})["status"] == "PAID"

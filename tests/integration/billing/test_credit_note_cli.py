@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from decimal import Decimal
 
 import pytest
 
 from chalicelib import bootstrap, cli_exits
 from chalicelib.__main__ import main as cli_main
 from chalicelib.billing import service
+from chalicelib.billing.cli import default_key
 from chalicelib.billing.entry import billing_deps
 from tests.integration.billing.sessions import open_wallet, session
 
@@ -43,6 +45,16 @@ def test_a_credit_note_refunds_the_wallet_once_however_often_it_is_issued(billed
     assert _run(capsys, *args) == (cli_exits.OK, note), "a retried command issues no second note"
     assert db.credit_notes.count_documents({}) == 1
     assert db.wallets.find_one({})["balanceCents"] == 5000 - 1040 + 200
+
+
+def test_the_same_amount_written_differently_issues_one_note(billed, db, capsys):
+    code, note = _run(capsys, billed, "--amount", "2", "--reason", "meter fault")
+    assert code == cli_exits.OK
+    for written in ("2.00", "2.0"):
+        assert _run(capsys, billed, "--amount", written, "--reason", "meter fault") == (cli_exits.OK, note)
+    assert db.credit_notes.count_documents({}) == 1
+    assert db.wallets.find_one({})["balanceCents"] == 5000 - 1040 + 200
+    assert default_key(Decimal("2"), "r") == default_key(Decimal("2.00"), "r") != default_key(Decimal("2.01"), "r")
 
 
 def test_more_than_is_left_and_unknown_invoices_are_refused(billed, db, capsys):

@@ -37,7 +37,7 @@ def test_poison_session_gets_billing_failed_audited_and_a_duplicate_is_handled_o
 
 def test_transient_dead_letters_are_redriven_a_bounded_number_of_times(stage, db):
     put_dead(stage, bus_body(session()))
-    limit = stage.settings.dlq.redrive_limit
+    limit = stage.settings.queue.redrive_limit
     for expected in range(1, limit + 1):
         run_reconciler(stage)
         [back] = stage.receive_all("billing")  # the consumer fails it again...
@@ -156,3 +156,15 @@ def test_source_queues_are_refused_and_left_untouched(stage, capsys, action):
 
 
 # --- a session billing already invoiced (bus down for longer than the retries) ------------------
+
+
+def test_the_reconciler_lambda_trusts_the_configured_session_source(stage, monkeypatch):
+    from chalicelib import bootstrap
+    from chalicelib.dlq.entry import build_reconciler
+
+    monkeypatch.setenv("SESSION_EVENT_SOURCE", "acme.sessions")
+    bootstrap.reset()
+    assert build_reconciler().trusted_session_source == "acme.sessions"
+    put_dead(stage, bus_body(session()), failureClass="permanent", errorType="SessionImplausible")
+    assert run_reconciler(stage)[0] == {"batchItemFailures": []}
+    assert stage.captured() == [], "a jucr.session letter is not the configured publisher's: parked"

@@ -58,7 +58,7 @@ def test_an_invoiced_session_with_unpublished_events_is_redriven_never_billing_f
 def test_past_the_limit_it_is_parked_then_replay_lets_billing_publish_its_events(stage, db, capsys):
     detail = session()
     invoice_id = _bill_with_the_bus_down(db, stage.settings, detail)
-    limit = stage.settings.dlq.redrive_limit
+    limit = stage.settings.queue.redrive_limit
     put_dead(stage, bus_body(detail), failureClass="permanent", failureReason="PublishError: bus unreachable",
              sourceQueue="billing", redriveCount=str(limit))
     run_reconciler(stage)

@@ -134,6 +134,18 @@ def test_a_public_key_that_does_not_match_the_private_key_is_refused(tmp_path):
         keyring(settings, dev_dir=tmp_path, secrets_client=client)
 
 
+@pytest.mark.parametrize("doc", [["{priv}"], {"privateKey": 5}, {"privateKey": ["{priv}"]},
+                                 {"privateKey": "{priv}", "publicKey": {"pem": "{priv}"}}, {"publicKey": "{priv}"}])
+def test_a_signing_secret_of_the_wrong_shape_is_a_config_error_naming_the_secret(tmp_path, doc):
+    """Not an AttributeError (the deploy step catches ConfigError only), and never the contents."""
+    pem = KeyRing.generate().private_pem()
+    text = json.dumps(doc).replace("{priv}", pem.replace("\n", "\\n"))
+    settings = {"JUCR_STAGE": "prod", "JWT_KEY_SECRET_ID": "jucr/jwt"}
+    with pytest.raises(ConfigError, match="secret jucr/jwt") as refused:
+        keyring(settings, dev_dir=tmp_path, secrets_client=FakeSecrets(text))
+    assert "PRIVATE KEY" not in str(refused.value) and pem[40:60] not in str(refused.value)
+
+
 
 # --- the authorizer's loader: public keys only -------------------------------------------------------
 

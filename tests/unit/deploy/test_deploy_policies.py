@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from appsync import policies
+from chalicelib.topology import QUEUES
 
 CHALICE = Path(__file__).resolve().parents[3] / ".chalice"
 CONFIG = json.loads((CHALICE / "config.json").read_text())
@@ -58,15 +59,38 @@ def test_stage_names_do_not_leak_across_stages():
         assert f"jucr-{other}" not in path.read_text(), path.name
 
 
-def test_consumers_get_exactly_their_queue():
+def test_consumers_get_exactly_their_queue_and_its_dlq():
     settings = policies.stage_settings("dev")
     doc = policies.policy_document(settings, "billing_consumer")
-    sqs = [s for s in doc["Statement"] if any(a.startswith("sqs:") for a in s["Action"])]
-    assert [s["Resource"] for s in sqs] == [["arn:aws:sqs:*:*:jucr-dev-billing"]]
-    assert "sqs:SendMessage" not in sqs[0]["Action"]
+    sqs = {s["Sid"]: s for s in doc["Statement"] if any(a.startswith("sqs:") for a in s["Action"])}
+    assert sqs["ConsumeQueue"]["Resource"] == ["arn:aws:sqs:*:*:jucr-dev-billing"]
+    # The batch runner sets the retry back-off on its own queue.
+    assert "sqs:ChangeMessageVisibility" in sqs["ConsumeQueue"]["Action"]
+    assert "sqs:SendMessage" not in sqs["ConsumeQueue"]["Action"]
+    # ... and dead-letters a permanent failure itself (chalicelib/events/consumer.py).
+    assert sqs["SendToQueue"]["Resource"] == ["arn:aws:sqs:*:*:jucr-dev-billing-dlq"]
+    assert {"sqs:SendMessage", "sqs:GetQueueUrl"} <= set(sqs["SendToQueue"]["Action"])
     resolver = policies.policy_document(settings, "billing_resolver")
     assert {a for s in resolver["Statement"] for a in s["Action"]} <= {
         "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def _grants(doc, action):
+    return {r for s in doc["Statement"] if action in s["Action"] for r in s["Resource"]}
+
+
+@pytest.mark.parametrize("stage", policies.POLICY_STAGES)
+def test_every_consumer_of_a_queue_with_a_dlq_may_send_to_that_dlq(stage):
+    consumers = [spec for spec in QUEUES if spec.dlq is not None and spec.consumer is not None]
+    assert {spec.consumer for spec in consumers} == {"billing_consumer", "wallet_opener"}
+    for spec in consumers:
+        settings = policies.stage_settings(stage, function=spec.consumer)
+        doc = policies.policy_document(settings, spec.consumer)
+        own, dlq = (f"arn:aws:sqs:*:*:{settings.core.queue_name(q)}" for q in (spec.short, spec.dlq))
+        assert dlq in _grants(doc, "sqs:SendMessage"), spec.consumer
+        assert dlq in _grants(doc, "sqs:GetQueueUrl"), spec.consumer
+        assert own in _grants(doc, "sqs:ChangeMessageVisibility"), spec.consumer
+        assert own not in _grants(doc, "sqs:SendMessage"), spec.consumer
 
 
 def test_schedule_functions_may_send_to_their_failure_destination_only():

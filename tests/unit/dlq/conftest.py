@@ -20,7 +20,7 @@ def invoices():
 def parts(invoices):
     audit, queues, publisher = InMemoryDeadLetters(), RecordingQueues(), RecordingPublisher(clock=lambda: T0)
     reconciler = Reconciler(audit, queues, publisher, lambda: T0, invoice_states=invoices, redrive_limit=3,
-                            redrive_delay_seconds=30)
+                            redrive_delay_seconds=30, session_source="jucr.session")
     return reconciler, audit, queues, publisher
 
 

@@ -15,9 +15,12 @@ SESSION = {"eventType": "SESSION_ENDED", "sessionId": "6fe27f6e-ff2d-4dda-9f86-3
            "energyKwh": 22.4, "durationMinutes": 58, "endedAt": "2026-02-21T14:31:00Z"}
 
 
-def bus_body(detail: dict, detail_type: str = "SESSION_ENDED", bus_id: str = "bus-1") -> str:
-    return json.dumps({"version": "0", "id": bus_id, "detail-type": detail_type, "source": "jucr.session",
-                       "time": "2026-02-21T14:31:01Z", "detail": detail})
+def bus_body(detail: dict, detail_type: str = "SESSION_ENDED", bus_id: str = "bus-1",
+             source: str | None = "jucr.session") -> str:
+    """A bus event as a dead letter's body; ``source=None`` leaves the key out."""
+    event = {"version": "0", "id": bus_id, "detail-type": detail_type, "source": source,
+             "time": "2026-02-21T14:31:01Z", "detail": detail}
+    return json.dumps({k: v for k, v in event.items() if k != "source" or source is not None})
 
 
 def letter(body: str, message_id: str = "m-1", **attrs: str) -> DeadLetter:

@@ -1,5 +1,6 @@
 """Settings sections: defaults, the rule each variable must meet, and what an error may show."""
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -33,6 +34,8 @@ def test_defaults_are_valid_and_typed():
         (BillingSettings, {"BILLING_CURRENCY": "euro"}, "BILLING_CURRENCY", "an ISO 4217 currency code"),
         (StoreSettings, {"MONGODB_URI_SECRET_ID": "arn:aws:secretsmanager:x"}, "MONGODB_URI_SECRET_ID",
          "a Secrets Manager secret name"),
+        (CoreSettings, {"LOG_LEVEL": "verbose"}, "LOG_LEVEL", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        (CoreSettings, {"LOG_LEVEL": "INFO "}, "LOG_LEVEL", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 def test_invalid_value_names_the_variable_and_what_is_expected(section, env, variable, expected):
@@ -120,3 +123,16 @@ def test_every_loaded_tariff_setting_builds_a_tariff():
     settings = load_section(BillingSettings, {"TARIFF_VAT_RATE": "0.999", "TARIFF_ENERGY_PER_KWH": "0",
                                               "TARIFF_IDLE_PER_HOUR": "0"})
     assert Tariff.from_settings(settings).vat_rate == Decimal("0.999")
+
+
+@pytest.mark.parametrize(("value", "level"), [("debug", logging.DEBUG), ("WARNING", logging.WARNING),
+                                              ("Error", logging.ERROR)])
+def test_a_valid_log_level_in_any_case_is_what_powertools_applies(monkeypatch, value, level):
+    """The section validates LOG_LEVEL; Powertools' Logger reads the same variable (no code of ours passes it)."""
+    from aws_lambda_powertools import Logger
+
+    assert load_section(CoreSettings, {"LOG_LEVEL": value}).log_level == value
+    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("AWS_LAMBDA_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("LOG_LEVEL", value)
+    assert Logger(service=f"jucr-level-{value}").log_level == level
