@@ -142,7 +142,7 @@ def test_a_user_who_does_not_exist_after_the_retries_is_refused(aws, db):
 
 @pytest.mark.parametrize(("field", "value"), [
     ("energyKwh", 99.9), ("durationMinutes", 600), ("stationId", "another-station"), ("endedAt", ago(minutes=30)),
-])
+], ids=["energyKwh", "durationMinutes", "stationId", "endedAt"])  # fixed ids: xdist workers collect at other instants
 def test_a_reused_session_id_with_other_usage_is_refused_and_the_invoice_untouched(aws, db, field, value):
     open_wallet(aws)
     first = session()
