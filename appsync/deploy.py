@@ -16,8 +16,9 @@ Settings are those the stage's Lambdas see: the environment of
 ``stages.<stage>.lambda_functions.<function>``, merged as Chalice merges them) over
 this process's environment, so queue and bus names match what ``app.py`` computes.
 Every phase first writes the authorizer's public-keys secret from the signing-key
-secret (``appsync/secrets.py``): phase 1 of ``--first`` does it before ``chalice
-deploy`` replaces the functions' processes, so a new key is known when they start.
+secret and creates the sign-in throttle's pepper if missing (``appsync/secrets.py``):
+phase 1 of ``--first`` does it before ``chalice deploy`` replaces the functions'
+processes, so a new key is known, and the pepper exists, when they start.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from types import ModuleType
 from typing import Any
 
 from appsync.infra import Changes, Infra, delete_rule
-from appsync.secrets import KeySecrets, ensure_public_keys
+from appsync.secrets import KeySecrets, ensure_login_pepper, ensure_public_keys
 from appsync.wiring import Deployed, Wiring
 from chalicelib.sections import StageSettings, load_stage_settings
 from chalicelib.topology import QUEUES, rule_name
@@ -71,10 +72,12 @@ def settings_for_stage(stage: str, chalice_dir: Path = CHALICE_DIR,
 
 
 def key_secrets(stage: str, chalice_dir: Path = CHALICE_DIR) -> KeySecrets:
-    """The signing-key secret (the resolver's ``JWT_KEY_SECRET_ID``) and the authorizer's public-keys secret."""
-    return KeySecrets(signing_id=settings_for_stage(stage, chalice_dir, function=SIGNER).auth.jwt_key_secret_id,
+    """The signing-key secret (the resolver's ``JWT_KEY_SECRET_ID``), the authorizer's public-keys secret and
+    the resolver's throttle pepper (``LOGIN_KEY_PEPPER_SECRET_ID``)."""
+    signer = settings_for_stage(stage, chalice_dir, function=SIGNER).auth
+    return KeySecrets(signing_id=signer.jwt_key_secret_id,
                       public_id=settings_for_stage(stage, chalice_dir, function=VERIFIER).authorizer
-                      .jwt_public_keys_secret_id)
+                      .jwt_public_keys_secret_id, pepper_id=signer.login_key_pepper_secret_id)
 
 
 def load_deployed(stage: str, chalice_dir: Path = CHALICE_DIR) -> Deployed | None:
@@ -118,6 +121,7 @@ def deploy(clients: Clients, settings: StageSettings, deployed: Deployed | None,
            changes: Changes, keys: KeySecrets | None = None, retire_previous_keys: bool = False) -> Changes:
     if keys is not None:
         ensure_public_keys(clients, keys, changes, retire_previous=retire_previous_keys)
+        ensure_login_pepper(clients, keys.pepper_id, changes)
     Infra(clients, settings, changes).apply_messaging()
     Wiring(clients, settings, changes, deployed or Deployed()).apply()
     alarms = _alarms_module()

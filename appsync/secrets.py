@@ -13,11 +13,16 @@ tokens signed before the rotation keep verifying until they expire (docs/auth.md
 "Rotating the signing key"); ``retire_previous`` empties the list, after the
 access-token lifetime or at once after a leak. Only public PEMs produced by
 ``cryptography`` are written: nothing read from the signing secret is copied as text.
+
+The same step creates the sign-in throttle's pepper (``LOGIN_KEY_PEPPER_SECRET_ID``, read by
+the auth resolver only): 32 random bytes, hex, made once when missing and never rotated here.
+Rotating it by hand forgets every sign-in count and every trusted pair (docs/deploy.md).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +34,8 @@ from chalicelib.auth.keys import KeyRing, key_id, parse_public_keys_secret, pars
 from chalicelib.config import ConfigError
 
 KIND = "public-keys secret"
+PEPPER_KIND = "login pepper secret"
+PEPPER_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class KeySecrets:
 
     signing_id: str
     public_id: str
+    pepper_id: str = ""  # the auth resolver's LOGIN_KEY_PEPPER_SECRET_ID; "" where the stage sets none
 
 
 def public_keys_document(current: KeyRing, existing: KeyRing | None, retire_previous: bool = False) -> dict[str, Any]:
@@ -84,6 +92,24 @@ def ensure_public_keys(clients: Callable[[str], Any], ids: KeySecrets, changes: 
     else:
         sm.put_secret_value(SecretId=ids.public_id, SecretString=text)
         changes.record("updated", KIND, ids.public_id)
+
+
+def ensure_login_pepper(clients: Callable[[str], Any], pepper_id: str, changes: Changes) -> None:
+    """Create the throttle's pepper if missing; an existing one is left as it is (rotating forgets all counts)."""
+    if not pepper_id:
+        return  # a stage with a plain LOGIN_KEY_PEPPER, or the dev pepper: nothing to create
+    sm = clients("secretsmanager")
+    try:
+        tags = sm.describe_secret(SecretId=pepper_id).get("Tags", [])
+    except sm.exceptions.ResourceNotFoundException:
+        sm.create_secret(Name=pepper_id, SecretString=secrets.token_hex(PEPPER_BYTES),
+                         Description="HMAC key of the sign-in throttle's document ids, made by appsync.deploy",
+                         Tags=[{"Key": MANAGED_TAG, "Value": MANAGED_VALUE}])
+        changes.record("created", PEPPER_KIND, pepper_id)
+        return
+    # An operator's own pepper is fine (nothing is written), but say it is not ours.
+    ours = {"Key": MANAGED_TAG, "Value": MANAGED_VALUE} in tags
+    changes.record("unchanged", PEPPER_KIND, pepper_id if ours else f"{pepper_id} (not ours, kept)")
 
 
 def _existing(sm: Any, secret_id: str) -> KeyRing | None:

@@ -65,8 +65,9 @@ def stack_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]
         env.update(JWT_PRIVATE_KEY=ring.private_pem(), JWT_PUBLIC_KEY=ring.public_pem(), JWT_KEY_SECRET_ID="")
     # The stack's plain values (store URI, OCM key or none) replace the package's secret ids: moto holds
     # no such secrets, and a set id with an empty plain value would send the function to Secrets Manager.
-    env.update({name: "" for name in ("JWT_PUBLIC_KEYS_SECRET_ID", "MONGODB_URI_SECRET_ID", "OCM_API_KEY_SECRET_ID")
-                if not env.get(name)})
+    # The pepper's id too: the stack's stage is local, so without LOGIN_KEY_PEPPER the dev pepper applies.
+    env.update({name: "" for name in ("JWT_PUBLIC_KEYS_SECRET_ID", "MONGODB_URI_SECRET_ID", "OCM_API_KEY_SECRET_ID",
+                                      "LOGIN_KEY_PEPPER_SECRET_ID") if not env.get(name)})
     return env
 
 

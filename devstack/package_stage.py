@@ -69,7 +69,7 @@ class PackageStage:
         return self._clients[service]
 
     def provision(self) -> None:
-        """Bus, queues and rules by the deploy step's code; prod's key and OCM secrets where prod keeps them.
+        """Bus, queues and rules by the deploy step's code; prod's key, pepper and OCM secrets where prod keeps them.
 
         The ids come from each function's own environment in config.json (what sam.json has); the
         authorizer's public-keys secret is written by the deploy step's code from the signing key.
@@ -78,7 +78,7 @@ class PackageStage:
         """
         from appsync.deploy import key_secrets, settings_for_stage
         from appsync.infra import Changes, Infra
-        from appsync.secrets import ensure_public_keys
+        from appsync.secrets import ensure_login_pepper, ensure_public_keys
         from chalicelib.auth.keys import KeyRing
 
         settings = self.settings
@@ -87,6 +87,7 @@ class PackageStage:
         secrets = self.client("secretsmanager")
         secrets.create_secret(Name=keys.signing_id, SecretString=KeyRing.generate().private_pem())
         ensure_public_keys(self.client, keys, Changes())
+        ensure_login_pepper(self.client, keys.pepper_id, Changes())  # the resolver's throttle pepper, as deployed
         ocm = settings_for_stage("prod", base_env={}, function="ocm_sync").ocm.ocm_api_key_secret_id
         secrets.create_secret(Name=ocm, SecretString="package-suite-ocm-key")  # the stand-in checks no key
         queue_behind_rules(self.client, settings.core.event_bus_name, CAPTURE_QUEUE,

@@ -54,15 +54,19 @@ def authorize(event: Any) -> dict[str, Any]:
 def _deps() -> AuthDeps:
     from chalicelib.auth.repository import INDEXES, AuthRepository
     from chalicelib.auth.service import AuthDeps, AuthPolicy
+    from chalicelib.auth.throttle import login_pepper
 
     own, verifying = bootstrap.settings(AuthSettings), bootstrap.settings(AuthorizerSettings)
+    stage = bootstrap.settings(CoreSettings).stage
     db = bootstrap.indexed_database(INDEXES, "auth")  # the unique email index makes registration safe
+    # Fetched once per process (bootstrap.secret_string caches it), like the store URI.
+    pepper = login_pepper(bootstrap.resolved_secret(own.login_key_pepper, own.login_key_pepper_secret_id), stage)
     return AuthDeps(
         repo=AuthRepository(db),
         publisher=bootstrap.publisher(),
         clock=bootstrap.utc_now,
-        keys=load_keyring(own, verifying, bootstrap.settings(CoreSettings).stage),
-        policy=AuthPolicy.from_settings(own, verifying),
+        keys=load_keyring(own, verifying, stage),
+        policy=AuthPolicy.from_settings(own, verifying, pepper),
     )
 
 

@@ -45,12 +45,15 @@ class AuthPolicy:
     throttle: LoginThrottle
 
     @classmethod
-    def from_settings(cls, s: AuthSettings, verifying: AuthorizerSettings) -> AuthPolicy:
-        """Tokens are issued for the issuer and audience the authorizer checks (its section)."""
+    def from_settings(cls, s: AuthSettings, verifying: AuthorizerSettings, pepper: bytes) -> AuthPolicy:
+        """Tokens are issued for the issuer and audience the authorizer checks (its section).
+
+        ``pepper`` is the throttle's resolved key (``throttle.login_pepper``): the rules never fetch secrets.
+        """
         return cls(
             issuer=verifying.jwt_issuer, audience=verifying.jwt_audience, access_ttl_seconds=s.jwt_access_ttl_seconds,
             refresh_ttl_seconds=s.jwt_refresh_ttl_seconds, bcrypt_cost=s.bcrypt_cost,
-            throttle=LoginThrottle.from_settings(s),
+            throttle=LoginThrottle.from_settings(s, pepper),
         )
 
 

@@ -53,3 +53,7 @@ class AuthSettings(Section):
     # Failures one source may have across all emails per window, before its attempts wait for the window's end.
     login_source_max_failures: int = setting("LOGIN_SOURCE_MAX_FAILURES", "50", integer(1, 100000))
     login_source_window_seconds: int = setting("LOGIN_SOURCE_WINDOW_SECONDS", "900", integer(1, 86400))
+    # The HMAC key of the throttle's document ids (auth/throttle.py ``login_pepper``): a plain value for local
+    # use and tests, or the secret's name, as deployed stages set it. Neither: the dev pepper, local/test only.
+    login_key_pepper: str = setting("LOGIN_KEY_PEPPER", "", secret=True)
+    login_key_pepper_secret_id: str = setting("LOGIN_KEY_PEPPER_SECRET_ID", "", secret_name())

@@ -8,9 +8,10 @@ viewer came from the client and is ignored, so writing a header of your own chan
 nothing. IPv6 callers are grouped by their /64 (one subscriber's prefix), so cycling
 addresses inside a prefix does not buy fresh counts.
 
-The result is a SHA-256 of the network: the raw address is never stored or logged.
-It is pseudonymous, not anonymous (the IPv4 space is small enough to enumerate),
-which is why the documents keyed by it expire (``chalicelib/auth/throttle.py``).
+The result is a SHA-256 of the network, so the raw address is never passed around.
+That hash alone is pseudonymous, not anonymous (the IPv4 space is small enough to
+enumerate), so it is never stored or logged either: the throttle's document ids are an
+HMAC of it under a secret pepper (``chalicelib/auth/throttle.py``), and they expire.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def source_of(event: Any) -> str | None:
 
 
 def hash_network(address: str) -> str:
-    """SHA-256 of the address's network (IPv4 /32, IPv6 /64), so equal sources get equal keys."""
+    """SHA-256 of the address's network (IPv4 /32, IPv6 /64), so equal sources get equal keys.
+
+    Unkeyed on purpose: it only groups addresses; what is stored is keyed by ``throttle._keyed``.
+    """
     return hashlib.sha256(f"source:{_network(address)}".encode()).hexdigest()
 
 

@@ -29,18 +29,27 @@ refused every source for an email would bring the lock back.
 
 Without a source (an event that names none) the pair is the email alone and the
 per-source count is skipped: a shared "unknown" source would throttle everybody.
+
+The documents' ``_id``s are HMAC-SHA256 under a per-stage pepper (``login_pepper``), not
+plain hashes: with a plain hash, anyone who read the collection and knew an email could
+find that person's IPv4 address in about 2**32 hashes. The pepper lives in Secrets Manager
+(``LOGIN_KEY_PEPPER_SECRET_ID``, readable by the auth resolver only); the throttle gets
+its bytes, never a client. Changing it forgets every count and every trusted pair.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.auth.keys import DEV_STAGES
 from chalicelib.auth.settings import AuthSettings
+from chalicelib.config import ConfigError
 from chalicelib.contracts.errors import TooManyAttempts
 from chalicelib.observability.logs import logger
 from chalicelib.store import TransientStoreError
@@ -56,6 +65,22 @@ _ATTEMPT_ROUNDS = 8
 _MAX_DOUBLINGS = 40
 # How long a pair that signed in is exempt from its source's limit (renewed by each sign-in).
 TRUSTED_PAIR_SECONDS = 30 * 86400
+# The pepper of stages ``local`` and ``test`` when none is configured: their counts are not secret,
+# and a fixed value lets every local process (chalice, the package emulators, tests) agree on keys.
+DEV_LOGIN_PEPPER = b"jucr-dev-login-pepper: not a secret, local and test stages only"
+# 32 random bytes as the deploy step writes them (64 hex characters); shorter is guessable.
+MIN_PEPPER_CHARS = 32
+
+
+def login_pepper(configured: str, stage: str) -> bytes:
+    """The pepper's bytes from the resolved ``LOGIN_KEY_PEPPER``/``LOGIN_KEY_PEPPER_SECRET_ID`` value ("" if unset)."""
+    if not configured:
+        if stage in DEV_STAGES:
+            return DEV_LOGIN_PEPPER
+        raise ConfigError(f"LOGIN_KEY_PEPPER_SECRET_ID or LOGIN_KEY_PEPPER is required in stage {stage!r}")
+    if len(configured) < MIN_PEPPER_CHARS:
+        raise ConfigError(f"LOGIN_KEY_PEPPER (or its secret) must be at least {MIN_PEPPER_CHARS} characters")
+    return configured.encode()
 
 
 @dataclass(frozen=True)
@@ -76,12 +101,14 @@ class LoginThrottle:
     delay_cap_seconds: int
     source_max_failures: int
     source_window_seconds: int
+    pepper: bytes = field(repr=False)  # the documents' HMAC key (``login_pepper``); never shown
 
     @classmethod
-    def from_settings(cls, s: AuthSettings) -> LoginThrottle:
+    def from_settings(cls, s: AuthSettings, pepper: bytes) -> LoginThrottle:
+        """``pepper`` comes resolved (``login_pepper``): this module never reads a secret itself."""
         return cls(free_failures=s.login_free_failures, delay_base_seconds=s.login_delay_base_seconds,
                    delay_cap_seconds=s.login_delay_cap_seconds, source_max_failures=s.login_source_max_failures,
-                   source_window_seconds=s.login_source_window_seconds)
+                   source_window_seconds=s.login_source_window_seconds, pepper=pepper)
 
     def delay_seconds(self, failures: int) -> int:
         """How long after the last failure the next attempt waits, with ``failures`` counted."""
@@ -107,21 +134,27 @@ class Admission:
 
     pair_key: str
     source_key: str | None
+    trusted_key: str  # the pair's trust document, so settle_success needs no pepper
     # Until when the pair is trusted (None: not, or no source): renewed on success only when half spent.
     trusted_until: dt.datetime | None = None
 
 
-def pair_key(email: str, source: str | None) -> str:
+def _keyed(pepper: bytes, message: str) -> str:
+    # HMAC, not a salted hash: without the pepper no guess of email and address can be checked.
+    return hmac.new(pepper, message.encode(), hashlib.sha256).hexdigest()
+
+
+def pair_key(pepper: bytes, email: str, source: str | None) -> str:
     # Keyed by the email, not the user: unknown emails are throttled too, so a delay reveals nothing.
-    return hashlib.sha256(f"login-pair:{email}\n{source or ''}".encode()).hexdigest()
+    return _keyed(pepper, f"login-pair:{email}\n{source or ''}")
 
 
-def source_key(source: str) -> str:
-    return hashlib.sha256(f"login-source:{source}".encode()).hexdigest()
+def source_key(pepper: bytes, source: str) -> str:
+    return _keyed(pepper, f"login-source:{source}")
 
 
-def trusted_key(pair: str) -> str:
-    return hashlib.sha256(f"login-trusted:{pair}".encode()).hexdigest()
+def trusted_key(pepper: bytes, pair: str) -> str:
+    return _keyed(pepper, f"login-trusted:{pair}")
 
 
 def admit(repo: Any, throttle: LoginThrottle, email: str, source: str | None, now: dt.datetime) -> Admission:
@@ -131,9 +164,10 @@ def admit(repo: Any, throttle: LoginThrottle, email: str, source: str | None, no
     allow; a success gives the counts back (``settle_success``). The source is counted
     first, so its refusal leaves the pair as it was, and given back if the pair refuses.
     """
-    pair = pair_key(email, source)
-    trusted_until = None if source is None else _trusted_until(repo, pair, now)
-    key = None if source is None or trusted_until is not None else source_key(source)
+    pair = pair_key(throttle.pepper, email, source)
+    trusted = trusted_key(throttle.pepper, pair)
+    trusted_until = None if source is None else _trusted_until(repo, trusted, now)
+    key = None if source is None or trusted_until is not None else source_key(throttle.pepper, source)
     if key is not None:
         window_end = now + dt.timedelta(seconds=throttle.source_window_seconds)
         limit = throttle.source_max_failures
@@ -147,7 +181,7 @@ def admit(repo: Any, throttle: LoginThrottle, email: str, source: str | None, no
         if key is not None:
             repo.release_failure(key, now)  # not an attempt after all: the source gets its count back
         raise
-    return Admission(pair, key, trusted_until)
+    return Admission(pair, key, trusted, trusted_until)
 
 
 def settle_success(repo: Any, admission: Admission, now: dt.datetime) -> None:
@@ -158,12 +192,12 @@ def settle_success(repo: Any, admission: Admission, now: dt.datetime) -> None:
     half = dt.timedelta(seconds=TRUSTED_PAIR_SECONDS / 2)
     sourced = admission.source_key is not None or admission.trusted_until is not None
     if sourced and (admission.trusted_until is None or admission.trusted_until - now < half):
-        repo.remember(trusted_key(admission.pair_key), now + dt.timedelta(seconds=TRUSTED_PAIR_SECONDS))
+        repo.remember(admission.trusted_key, now + dt.timedelta(seconds=TRUSTED_PAIR_SECONDS))
 
 
-def _trusted_until(repo: Any, pair: str, now: dt.datetime) -> dt.datetime | None:
+def _trusted_until(repo: Any, trusted: str, now: dt.datetime) -> dt.datetime | None:
     """Until when this email is trusted from this source (it signed in from there lately), or ``None``."""
-    doc = repo.find_attempts(trusted_key(pair)) or {}
+    doc = repo.find_attempts(trusted) or {}
     return aware_utc(doc.get("expiresAt")) if _live(doc, now) else None
 
 

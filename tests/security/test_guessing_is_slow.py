@@ -20,6 +20,7 @@ from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.repository import INDEXES, AuthRepository
 from chalicelib.auth.service import AuthDeps, AuthPolicy
 from chalicelib.auth.sources import source_of
+from chalicelib.auth.throttle import login_pepper
 from chalicelib.auth.throttle import pair_key as throttle_pair
 from chalicelib.contracts.errors import TooManyAttempts, Unauthorized
 from chalicelib.events.publisher import RecordingPublisher
@@ -57,8 +58,10 @@ class Clock:
 def deps(db, settings) -> AuthDeps:
     ensure_indexes(db, INDEXES)
     clock = Clock()
+    pepper = login_pepper(settings.auth.login_key_pepper, settings.core.stage)  # as auth/entry.py resolves it
+    policy = AuthPolicy.from_settings(settings.auth, settings.authorizer, pepper)
     deps = AuthDeps(repo=AuthRepository(db), publisher=RecordingPublisher(clock=clock), clock=clock,
-                    keys=KeyRing.generate(), policy=AuthPolicy.from_settings(settings.auth, settings.authorizer))
+                    keys=KeyRing.generate(), policy=policy)
     service.register(deps, OWNER)
     return deps
 
@@ -156,7 +159,8 @@ def test_an_attempt_the_source_refuses_leaves_the_owners_pair_untouched(deps):
         _attempt(deps, {"email": f"user{n}@example.com", "password": "Summer2026!!"}, ATTACKER)
     for _ in range(throttle.free_failures + 3):  # refused by the source, before any password check
         assert isinstance(_attempt(deps, GUESS, ATTACKER), int)
-    assert deps.repo.find_attempts(throttle_pair(OWNER["email"], ATTACKER)) is None, "no failure was counted"
+    pair = throttle_pair(throttle.pepper, OWNER["email"], ATTACKER)
+    assert deps.repo.find_attempts(pair) is None, "no failure was counted"
 
 
 def test_the_source_is_the_address_aws_saw_not_one_the_caller_wrote(deps):

@@ -34,7 +34,7 @@ CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 STORE_USERS = {fn for fn in policies.FUNCTIONS if fn != "authorizer"}  # the authorizer never queries MongoDB
 # What each function's code reads (auth entry, store, OCM entry): the secrets its role needs, by setting.
 NEEDED = {fn: {"MONGODB_URI_SECRET_ID"} for fn in STORE_USERS} | {"authorizer": {"JWT_PUBLIC_KEYS_SECRET_ID"}}
-NEEDED["auth_resolver"] = {"JWT_KEY_SECRET_ID", "MONGODB_URI_SECRET_ID"}
+NEEDED["auth_resolver"] = {"JWT_KEY_SECRET_ID", "LOGIN_KEY_PEPPER_SECRET_ID", "MONGODB_URI_SECRET_ID"}
 for _fn in ("ocm_sync", "ocm_full_sweep"):
     NEEDED[_fn] = {"MONGODB_URI_SECRET_ID", "OCM_API_KEY_SECRET_ID"}
 PLAIN_SECRETS = [v.env for v in all_variables() if v.secret]

@@ -15,7 +15,7 @@ from chalicelib.auth import service
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.repository import INDEXES, AuthRepository
 from chalicelib.auth.service import AuthDeps, AuthPolicy
-from chalicelib.auth.throttle import LoginThrottle
+from chalicelib.auth.throttle import DEV_LOGIN_PEPPER, LoginThrottle
 from chalicelib.contracts.errors import TooManyAttempts, Unauthorized
 from chalicelib.events.publisher import RecordingPublisher
 from chalicelib.store import ensure_indexes
@@ -23,7 +23,8 @@ from chalicelib.store import ensure_indexes
 POLICY = AuthPolicy(issuer="https://auth.test", audience="jucr-test", access_ttl_seconds=900,
                     refresh_ttl_seconds=86400, bcrypt_cost=4,
                     throttle=LoginThrottle(free_failures=3, delay_base_seconds=10, delay_cap_seconds=100,
-                                           source_max_failures=10, source_window_seconds=600))
+                                           source_max_failures=10, source_window_seconds=600,
+                                           pepper=DEV_LOGIN_PEPPER))
 SEED = {"email": "driver@example.com", "name": "Dana Driver", "password": "correct horse battery",
         "vehicle": {"brand": "Volkswagen", "model": "ID.3", "batteryCapacity": 58.0}}
 LOGIN = {"email": "driver@example.com", "password": "correct horse battery"}

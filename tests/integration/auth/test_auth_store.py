@@ -22,7 +22,7 @@ from chalicelib.auth.repository import (
     AuthRepository,
 )
 from chalicelib.auth.service import AuthDeps, AuthPolicy
-from chalicelib.auth.throttle import FAILURE_MEMORY_SECONDS, LoginThrottle
+from chalicelib.auth.throttle import DEV_LOGIN_PEPPER, FAILURE_MEMORY_SECONDS, LoginThrottle
 from chalicelib.auth.tokens import hash_refresh_token
 from chalicelib.contracts.errors import Conflict, TooManyAttempts, Unauthorized
 from chalicelib.contracts.events import USER_REGISTERED
@@ -31,7 +31,7 @@ from chalicelib.store import ensure_indexes
 from tests.concurrency import run_concurrently
 
 THROTTLE = LoginThrottle(free_failures=3, delay_base_seconds=10, delay_cap_seconds=100, source_max_failures=10,
-                         source_window_seconds=600)
+                         source_window_seconds=600, pepper=DEV_LOGIN_PEPPER)
 POLICY = AuthPolicy(issuer="https://auth.test", audience="jucr-test", access_ttl_seconds=900,
                     refresh_ttl_seconds=86400, bcrypt_cost=4, throttle=THROTTLE)
 SEED = {"email": "driver@example.com", "name": "Dana Driver", "password": "correct horse battery",
@@ -110,8 +110,8 @@ def test_the_delay_is_persisted_and_the_right_password_signs_in_once_it_has_pass
 def test_failures_are_one_document_per_pair_and_source_and_a_success_gives_them_back(deps, db):
     service.register(deps, SEED)
     _fail(deps, 2, source="net-a")
-    pair = throttle.pair_key("driver@example.com", "net-a")
-    source = throttle.source_key("net-a")
+    pair = throttle.pair_key(DEV_LOGIN_PEPPER, "driver@example.com", "net-a")
+    source = throttle.source_key(DEV_LOGIN_PEPPER, "net-a")
     now = deps.clock.now
     assert db[LOGIN_ATTEMPTS].find_one({"_id": pair}) == {
         "_id": pair, "failures": 2, "lastFailureAt": now, "expiresAt": now + dt.timedelta(seconds=86400)}
@@ -128,7 +128,7 @@ def test_failures_are_one_document_per_pair_and_source_and_a_success_gives_them_
 def test_the_delay_is_read_from_the_document_not_from_the_ttl_monitor(deps, db, monkeypatch):
     """A live delay refuses before bcrypt; a forgotten document still stored (monitor not run) counts for nothing."""
     service.register(deps, SEED)
-    key, now = throttle.pair_key("driver@example.com", None), deps.clock.now
+    key, now = throttle.pair_key(DEV_LOGIN_PEPPER, "driver@example.com", None), deps.clock.now
     checks: list[str] = []
     real_verify = service.verify_password
     monkeypatch.setattr(service, "verify_password", lambda pw, stored: checks.append(stored) or real_verify(pw, stored))
@@ -149,7 +149,8 @@ def test_a_count_outlives_the_cap(deps, db):
     deps.clock.now += dt.timedelta(seconds=FAILURE_MEMORY_SECONDS - 1)  # long past the 100 s cap
     with pytest.raises(Unauthorized):
         service.login(deps, BAD)  # admitted after the cap, but counted as the 4th failure, not a first
-    assert db[LOGIN_ATTEMPTS].find_one({"_id": throttle.pair_key("driver@example.com", None)})["failures"] == 4
+    key = throttle.pair_key(DEV_LOGIN_PEPPER, "driver@example.com", None)
+    assert db[LOGIN_ATTEMPTS].find_one({"_id": key})["failures"] == 4
 
 
 @pytest.mark.mongodb

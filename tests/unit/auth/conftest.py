@@ -12,7 +12,7 @@ import pytest
 from chalicelib.auth.keys import KeyRing
 from chalicelib.auth.repository import DuplicateEmail
 from chalicelib.auth.service import AuthDeps, AuthPolicy
-from chalicelib.auth.throttle import LoginThrottle
+from chalicelib.auth.throttle import DEV_LOGIN_PEPPER, LoginThrottle
 from chalicelib.events.publisher import RecordingPublisher
 
 T0 = dt.datetime(2026, 2, 21, 14, 0, tzinfo=dt.UTC)
@@ -144,7 +144,7 @@ class Clock:
 
 # 3 free failures, then 10, 20, 40 ... s up to 100 s; 10 failures per source per 600 s.
 THROTTLE = LoginThrottle(free_failures=3, delay_base_seconds=10, delay_cap_seconds=100, source_max_failures=10,
-                         source_window_seconds=600)
+                         source_window_seconds=600, pepper=DEV_LOGIN_PEPPER)
 POLICY = AuthPolicy(issuer="https://auth.test", audience="jucr-test", access_ttl_seconds=900,
                     refresh_ttl_seconds=86400, bcrypt_cost=4, throttle=THROTTLE)
 
