@@ -14,10 +14,8 @@ import gzip
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 from chalice.config import Config
-from moto import mock_aws
 
 from appsync import deploy, policies
 from appsync.infra import Changes
@@ -48,16 +46,6 @@ def lambda_env(stage: str, function: str) -> dict[str, str]:
 
 def secret_settings(env: dict[str, str]) -> set[str]:
     return {name for name, value in env.items() if name.endswith("_SECRET_ID") and value}
-
-
-@pytest.fixture
-def moto(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-central-1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="eu-central-1")
 
 
 def secret_reads(client) -> list[str]:

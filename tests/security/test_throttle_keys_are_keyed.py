@@ -14,9 +14,7 @@ import ipaddress
 import json
 import re
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from appsync import deploy, policies
 from appsync.appsync_api import MANAGED_TAG, MANAGED_VALUE
@@ -91,16 +89,6 @@ def test_only_the_auth_resolver_names_the_pepper_and_only_its_role_may_read_it(s
     else:
         assert "LOGIN_KEY_PEPPER_SECRET_ID" not in env and "LOGIN_KEY_PEPPER" not in env
         assert "login-key-pepper" not in policy
-
-
-@pytest.fixture
-def moto(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-central-1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="eu-central-1")
 
 
 def test_the_deploy_step_creates_the_pepper_once_and_never_rotates_it(moto):
