@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import gzip
-import json
-from pathlib import Path
 
 import pytest
 
@@ -21,17 +18,15 @@ from chalicelib.ocm.mapping import map_record, storable_keys
 from chalicelib.ocm.repository import INDEXES, MirrorRepository
 from chalicelib.ocm.sync import SyncDeps, SyncOptions, run_sync
 from chalicelib.store import ensure_indexes
-from devstack.ocm_standin import start_standin
+from devstack.ocm_standin import load_records, start_standin
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ocm" / "ocm-poi-sample.json.gz"
 API_KEY = "security-test-key"
 PAGE = 50
 
 
 @pytest.fixture(scope="module")
 def sample() -> list[dict]:
-    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
-        return json.load(handle)[:120]
+    return load_records()[:120]
 
 
 def _poison(records: list[dict]) -> tuple[list[dict], int, int]:

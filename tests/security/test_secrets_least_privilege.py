@@ -10,7 +10,6 @@ only (written by the deploy step), and the store and OCM clients get their value
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 from pathlib import Path
 
@@ -172,7 +171,6 @@ def test_the_deploy_step_never_overwrites_a_secret_of_that_name_it_did_not_make(
     assert moto.get_secret_value(SecretId=ids.public_id)["SecretString"] == "someone else's"
 
 
-FIXTURE = ROOT / "tests" / "fixtures" / "ocm" / "ocm-poi-sample.json.gz"
 OCM_KEY = "ocm-key-from-secrets-manager"
 
 
@@ -181,10 +179,9 @@ def test_the_store_and_ocm_clients_get_their_values_from_secret_ids(aws, setting
     from pymongo import MongoClient
 
     from chalicelib.ocm.entry import scheduled_sync
-    from devstack.ocm_standin import start_standin
+    from devstack.ocm_standin import load_records, start_standin
 
-    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
-        records = json.load(handle)[:40]
+    records = load_records()[:40]
     server, thread = start_standin("127.0.0.1", 0, api_key=OCM_KEY, records=records)
     sm = aws.client("secretsmanager")
     sm.create_secret(Name="jucr/test/mongodb-uri", SecretString=settings.store.mongodb_uri)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import gzip
-import json
-from pathlib import Path
 
 import pytest
 from pymongo import monitoring
@@ -16,17 +13,15 @@ from chalicelib.ocm.client import ClientConfig, OcmClient
 from chalicelib.ocm.repository import INDEXES, MirrorRepository
 from chalicelib.ocm.sync import SyncDeps, SyncOptions
 from chalicelib.store import ensure_indexes
-from devstack.ocm_standin import start_standin
+from devstack.ocm_standin import load_records, start_standin
 
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "ocm" / "ocm-poi-sample.json.gz"
 API_KEY = "test-key-123"
 PAGE = 500
 
 
 @pytest.fixture(scope="session")
 def fixture_records_master() -> list[dict]:
-    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
-        return json.load(handle)
+    return load_records()
 
 
 @pytest.fixture

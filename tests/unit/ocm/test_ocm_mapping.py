@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import copy
-import gzip
-import json
-from pathlib import Path
 
 import pytest
 
 from chalicelib.ocm.mapping import RecordInvalid, content_hash, map_record
-
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "ocm" / "ocm-poi-sample.json.gz"
+from devstack.ocm_standin import load_records
 
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
-        return json.load(handle)
+    return load_records()
 
 
 def test_every_fixture_record_maps(records):
