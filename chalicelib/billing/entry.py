@@ -104,7 +104,8 @@ def bill_records(event_dict: Mapping[str, Any], context: Any, deps: BillingDeps,
         logger.info("session billed", extra={"recordOutcome": record_outcome,
                                              "sessionId": delivery.detail.get("sessionId"), **outcome})
 
-    return run_batch(event_dict, context, report, source_queue="billing", **runner)
+    return run_batch(event_dict, context, report, source_queue="billing",
+                     parsed={d.message_id: d for d in deliveries if d.message_id}, **runner)
 
 
 def handle_registrations(event_dict: dict[str, Any], context: Any) -> dict[str, Any]:

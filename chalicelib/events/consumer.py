@@ -27,9 +27,8 @@ The line saying how a record ended carries ``recordOutcome`` (here ``dead-letter
 or ``retry``; consumers add ``billed``, ``wallet-opened``, ...), one field to count by
 in Logs Insights. Metrics (flushed per batch, dimension ``queue``): ``RecordsSucceeded``,
 ``RecordsRetried``, ``RecordsDeadLettered``, ``EventLatencyMs`` (from ``occurredAt``,
-else ``endedAt``, else the bus ``time``). Bodies are the EventBridge events a bus rule
-delivers (``{"id","detail-type","source","time",...,"detail":{...}}``); records are read
-through Powertools' ``SQSRecord``.
+else ``endedAt``, else the bus ``time``). Bodies are the EventBridge events a bus rule delivers
+(``{"id","detail-type","source","time",...,"detail":{...}}``), read through Powertools' ``SQSRecord``.
 """
 
 from __future__ import annotations
@@ -184,6 +183,7 @@ class _Runner:
     queue: QueueSettings
     sqs: Any
     clock: Callable[[], dt.datetime]
+    parsed: Mapping[str, Delivery]  # by messageId: records the caller already read (billing's pass)
     queues: StageQueues = field(init=False)
 
     def __post_init__(self) -> None:
@@ -193,7 +193,8 @@ class _Runner:
         return next((spec.dlq for spec in QUEUES if spec.short == self.source_queue), None)
 
     def process(self, record: SQSRecord) -> None:
-        delivery = Delivery.from_record(record, self.source_queue, self.core)
+        known = self.parsed.get(str(record.raw_event.get("messageId") or ""))
+        delivery = known or Delivery.from_record(record, self.source_queue, self.core)
         logger.thread_safe_append_keys(correlation_id=delivery.correlation_id, messageId=delivery.message_id,
                                        sourceQueue=self.source_queue, receiveCount=delivery.receive_count)
         try:
@@ -267,14 +268,14 @@ class _Runner:
 
 def run_batch(event_dict: Mapping[str, Any], context: Any, handle_record: RecordHandler, *, source_queue: str,
               core: CoreSettings | None = None, queue: QueueSettings | None = None, sqs: Any = None,
-              clock: Callable[[], dt.datetime] | None = None) -> dict:
+              clock: Callable[[], dt.datetime] | None = None, parsed: Mapping[str, Delivery] | None = None) -> dict:
     """Run ``handle_record`` on each SQS record; return Lambda's ``{"batchItemFailures": [...]}``.
 
     ``source_queue`` is the short name (``billing``, ``wallets``, ...), used to find the
     queue's DLQ in ``chalicelib/topology.py``. ``core`` (queue names, trusted sources), ``queue``
     (back-off), ``sqs`` and ``clock`` default to the composition root's; tests pass their own.
-    The handler raises to fail a record (see the module docstring for how the exception class
-    decides retry or DLQ).
+    The handler raises to fail a record (the module docstring says how its class decides retry or
+    DLQ). ``parsed`` hands over deliveries the caller already built, so no record is read twice.
     """
     if core is None or queue is None or sqs is None or clock is None:
         from chalicelib import bootstrap
@@ -285,7 +286,7 @@ def run_batch(event_dict: Mapping[str, Any], context: Any, handle_record: Record
         clock = clock or bootstrap.utc_now
     if not isinstance(event_dict.get("Records"), list) or not event_dict["Records"]:
         return {"batchItemFailures": []}
-    runner = _Runner(handle_record, source_queue, core, queue, sqs, clock)
+    runner = _Runner(handle_record, source_queue, core, queue, sqs, clock, dict(parsed or {}))
     # Not raising on an all-failed batch: each record's back-off was set above, and
     # reporting them as items keeps Lambda from retrying the whole batch at once.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -224,3 +224,23 @@ def test_the_billing_pass_trusts_the_sources_of_the_core_it_is_given(aws, db):
     assert result == {"batchItemFailures": []}
     assert aws.receive_all("billing-dlq") == [], "not dead-lettered as UntrustedSource"
     assert db.invoices.find_one({"sessionId": SEED["sessionId"]})["status"] == "PAID"
+
+
+def test_each_record_of_a_billing_batch_is_read_once(aws, db, monkeypatch):
+    """Billing's pass reads the batch and hands its deliveries to the runner, which does not read them again."""
+    from chalicelib.events.consumer import Delivery
+
+    entry.handle_registrations(receive(aws, "wallets", [registered(SEED["userId"])]), None)
+    reads: list[str] = []
+    real = Delivery.from_record.__func__
+
+    def counted(cls, record, *args, **kwargs):
+        delivery = real(cls, record, *args, **kwargs)
+        reads.append(delivery.message_id)
+        return delivery
+
+    monkeypatch.setattr(Delivery, "from_record", classmethod(counted))
+    bodies = [bus_event("SESSION_ENDED", {**SEED, "sessionId": str(uuid.uuid4())}) for _ in range(3)]
+    assert entry.handle_sessions(receive(aws, "billing", bodies), None) == {"batchItemFailures": []}
+    assert db.invoices.count_documents({}) == 3
+    assert len(reads) == 3 and len(set(reads)) == 3
